@@ -1,0 +1,33 @@
+"""APEX: persistent, goal-directed multi-model workflows.
+
+A panel of generator models answers in parallel, critics review, and a judge kept structurally
+separate from the generators synthesizes the final answer; evidence about every model's failures
+is kept so later syntheses weight each model by its record.
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+import structlog
+
+from apex.errors import ApexError
+from apex.logging import configure_logging
+from apex.models import ChatRequest, ChatResult, ModelClient
+from apex.workflow import Workflow, load_workflow
+
+try:
+    __version__ = version("apex-fusion")
+except PackageNotFoundError:  # running from a source tree that is not installed
+    __version__ = "0.0.0"
+
+if not structlog.is_configured():
+    configure_logging()
+
+__all__ = [
+    "ApexError",
+    "ChatRequest",
+    "ChatResult",
+    "ModelClient",
+    "Workflow",
+    "__version__",
+    "load_workflow",
+]

@@ -1,0 +1,1 @@
+"""The ``apex`` command line (typer); the only place in APEX that prints."""

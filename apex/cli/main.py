@@ -1,0 +1,38 @@
+"""The ``apex`` application: registers every command group."""
+
+from __future__ import annotations
+
+import typer
+
+from apex import __version__
+from apex.cli import models_cmd
+
+app = typer.Typer(
+    name="apex",
+    help="APEX: a parallel panel of models, critics and a blind judge that learns from evidence.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.command("models")(models_cmd.models)
+app.command("ask")(models_cmd.ask)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"apex {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
+    ),
+) -> None:
+    """APEX command line."""
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()

@@ -1,0 +1,115 @@
+"""APEX's one exception tree.
+
+Every error APEX raises derives from :class:`ApexError`; library errors (httpx, pydantic,
+SQLAlchemy, llama.cpp) are mapped to the most specific type here, in one place each, with
+``raise ... from exc``. Messages are one line, say what is wrong and how to fix it, and never
+contain an API key.
+
+    ApexError
+    ├── ConfigError                 a workflow file, model spec or option is wrong
+    │   ├── WorkflowFileError       names the file and the key
+    │   ├── UnknownProviderError    ``foo:model`` where no provider ``foo`` is declared
+    │   ├── MissingAPIKeyError      names the environment variable to set
+    │   └── RemoteRequestRefused    a non-loopback request while remote requests are blocked
+    ├── ModelCallError              a model call ended in a typed failure (``.failure``)
+    │   ├── CallTimeout             timeout
+    │   ├── RateLimited             rate_limited
+    │   ├── HTTPStatusFailure       http_error (``.failure.status``)
+    │   ├── ConnectionFailure       connection (also: unreachable base URL)
+    │   ├── MalformedResponse       malformed_response
+    │   ├── EmptyResponse           empty
+    │   ├── RefusalResponse         refusal
+    │   └── SchemaMismatch          schema_mismatch
+    ├── FusionError                 a fusion cycle could not produce an answer
+    │   └── AllPanelFailed          every panel member failed (``synthesis_path``
+    │                               ``all_panel_failed``)
+    ├── StoreError                  the evidence store cannot be read or written
+    └── GoalError                   a goal cannot be started, resumed or changed
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from apex.models.types import CallFailure
+
+
+class ApexError(Exception):
+    """Base of every error APEX raises."""
+
+
+class ConfigError(ApexError):
+    """A workflow, model spec or option is invalid."""
+
+
+class WorkflowFileError(ConfigError):
+    """A workflow file cannot be read or has a bad key; the message names the file and key."""
+
+
+class UnknownProviderError(ConfigError):
+    """A model spec names a provider that is neither built in nor declared in the workflow."""
+
+
+class MissingAPIKeyError(ConfigError):
+    """A provider needs an API key and its environment variable is unset."""
+
+
+class RemoteRequestRefused(ConfigError):
+    """A request to a non-loopback host was made while remote requests are blocked (tests)."""
+
+
+class ModelCallError(ApexError):
+    """A model call failed; ``failure`` holds the typed failure recorded as evidence."""
+
+    def __init__(self, failure: CallFailure) -> None:
+        super().__init__(f"{failure.model}: {failure.kind}: {failure.message}")
+        self.failure = failure
+
+
+class CallTimeout(ModelCallError):
+    """The call did not finish within its timeout."""
+
+
+class RateLimited(ModelCallError):
+    """The provider answered 429 on every attempt."""
+
+
+class HTTPStatusFailure(ModelCallError):
+    """The provider answered a non-retryable or persistent HTTP error status."""
+
+
+class ConnectionFailure(ModelCallError):
+    """The provider could not be reached."""
+
+
+class MalformedResponse(ModelCallError):
+    """The response body was not a valid chat-completions object."""
+
+
+class EmptyResponse(ModelCallError):
+    """The response carried no content."""
+
+
+class RefusalResponse(ModelCallError):
+    """The model refused to answer."""
+
+
+class SchemaMismatch(ModelCallError):
+    """Structured output could not be parsed or repaired into the requested schema."""
+
+
+class FusionError(ApexError):
+    """A fusion cycle could not produce an answer."""
+
+
+class AllPanelFailed(FusionError):
+    """Every panel member failed, so there is nothing to synthesize."""
+
+
+class StoreError(ApexError):
+    """The evidence store cannot be opened, migrated, read or written."""
+
+
+class GoalError(ApexError):
+    """A goal cannot be started, resumed or changed in its current state."""

@@ -1,0 +1,349 @@
+"""One async client for every OpenAI-compatible provider.
+
+:class:`ModelClient` resolves ``provider:model`` specs, holds one ``httpx.AsyncClient`` per
+provider, bounds concurrency per provider, retries 429, 5xx and connection errors with
+exponential backoff and full jitter (honouring ``Retry-After``), and ends every call in a
+:class:`~apex.models.types.ChatResult`: an answer, or a typed failure as data. httpx errors are
+mapped to failure kinds here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import Any, Protocol
+
+import httpx
+
+from apex.logging import get_logger
+from apex.models.providers import LOCAL_PRICE, Provider, resolve_provider, split_spec
+from apex.models.structured import (
+    StructuredOutputError,
+    parse_structured,
+    response_format,
+    schema_instruction,
+)
+from apex.models.types import CallFailure, ChatRequest, ChatResult, FailureKind, Message, Usage
+from apex.redact import redact
+from apex.workflow import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TIMEOUT_S,
+    Price,
+    Workflow,
+)
+
+DEFAULT_BACKOFF_S = 0.5
+DEFAULT_MAX_BACKOFF_S = 20.0
+DEFAULT_MAX_RETRY_AFTER_S = 60.0
+_RETRYABLE: frozenset[FailureKind] = frozenset({"rate_limited", "connection"})
+
+log = get_logger("apex.models")
+
+
+class ChatModel(Protocol):
+    """The one interface every model offers: an async chat call that never raises on failure."""
+
+    spec: str
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Answer ``request``; failures come back as ``ChatResult.failure``."""
+        ...
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How failed attempts are retried."""
+
+    max_retries: int = DEFAULT_MAX_RETRIES
+    backoff_s: float = DEFAULT_BACKOFF_S
+    max_backoff_s: float = DEFAULT_MAX_BACKOFF_S
+    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
+
+    def delay(self, attempt: int, retry_after: float | None) -> float:
+        """Seconds to wait before attempt ``attempt + 1``: Retry-After, else jittered backoff."""
+        if retry_after is not None:
+            return retry_after
+        return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+    except (TypeError, ValueError):
+        return None
+
+
+class _Attempt:
+    """What one HTTP attempt produced: a result, or a failure with retry information."""
+
+    def __init__(
+        self,
+        result: ChatResult | None = None,
+        failure: CallFailure | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.result = result
+        self.failure = failure
+        self.retry_after = retry_after
+
+
+class BoundModel:
+    """A :class:`ChatModel` for one spec, bound to a :class:`ModelClient`."""
+
+    def __init__(self, client: ModelClient, spec: str) -> None:
+        self.spec = spec
+        self._client = client
+
+    async def chat(self, request: ChatRequest) -> ChatResult:
+        """Answer ``request`` through the client."""
+        return await self._client.chat(self.spec, request)
+
+
+class ModelClient:
+    """Async access to every provider; use ``async with ModelClient(workflow) as client``."""
+
+    def __init__(
+        self,
+        workflow: Workflow | None = None,
+        *,
+        retry: RetryPolicy | None = None,
+        timeout_s: float | None = None,
+        max_tokens: int | None = None,
+    ) -> None:
+        self._workflow = workflow
+        self._retry = retry or RetryPolicy(
+            max_retries=workflow.max_retries if workflow else DEFAULT_MAX_RETRIES
+        )
+        self._timeout_s = timeout_s or (workflow.timeout_s if workflow else DEFAULT_TIMEOUT_S)
+        self._max_tokens = max_tokens or (workflow.max_tokens if workflow else DEFAULT_MAX_TOKENS)
+        self._providers: dict[str, Provider] = {}
+        self._http: dict[str, httpx.AsyncClient] = {}
+
+    @property
+    def workflow(self) -> Workflow | None:
+        """The workflow whose providers and prices this client uses."""
+        return self._workflow
+
+    async def __aenter__(self) -> ModelClient:
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every HTTP client."""
+        clients, self._http = list(self._http.values()), {}
+        await asyncio.gather(*(c.aclose() for c in clients))
+
+    def provider(self, name: str) -> Provider:
+        """The resolved provider ``name`` (raises a ConfigError for unknown or keyless ones)."""
+        if name not in self._providers:
+            self._providers[name] = resolve_provider(name, self._workflow)
+        return self._providers[name]
+
+    def model(self, spec: str) -> BoundModel:
+        """A :class:`ChatModel` for ``spec``; checks the provider and its key now."""
+        self.provider(split_spec(spec)[0])
+        return BoundModel(self, spec)
+
+    def _http_for(self, provider: Provider) -> httpx.AsyncClient:
+        client = self._http.get(provider.name)
+        if client is None:
+            client = httpx.AsyncClient(
+                transport=provider.transport,
+                timeout=httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s)),
+                limits=httpx.Limits(max_connections=max(provider.concurrency, 1) * 2),
+            )
+            self._http[provider.name] = client
+        return client
+
+    def _price(self, spec: str, provider: Provider) -> Price | None:
+        declared = self._workflow.prices.get(spec) if self._workflow else None
+        return declared or (LOCAL_PRICE if provider.name == "local" else None)
+
+    def _body(self, provider: Provider, model: str, request: ChatRequest) -> dict[str, Any]:
+        messages = list(request.messages)
+        if request.json_schema is not None and not provider.json_schema:
+            instruction = Message(role="system", content=schema_instruction(request.json_schema))
+            messages.insert(0, instruction)
+        body: dict[str, Any] = {
+            "model": model,
+            "messages": [m.model_dump() for m in messages],
+            "max_tokens": request.max_tokens or self._max_tokens,
+        }
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.seed is not None:
+            body["seed"] = request.seed
+        if request.json_schema is not None and provider.json_schema:
+            body["response_format"] = response_format(request.json_schema, request.schema_name)
+        return body
+
+    async def chat(self, spec: str, request: ChatRequest) -> ChatResult:
+        """Run one call to ``spec``; never raises for call failures (see ``raise_for_failure``)."""
+        name, model = split_spec(spec)
+        provider = self.provider(name)
+        provider.check_allowed()
+        body = self._body(provider, model, request)
+        timeout = request.timeout_s or self._timeout_s
+        started = time.perf_counter()
+        attempt_no = 0
+        while True:
+            attempt_no += 1
+            async with provider.semaphore:
+                attempt = await self._attempt(spec, provider, body, request, timeout)
+            failure = attempt.failure
+            if failure is None or (failure.kind not in _RETRYABLE and not _is_5xx(failure)):
+                break
+            if attempt_no > self._retry.max_retries:
+                break
+            if (attempt.retry_after or 0.0) > self._retry.max_retry_after_s:
+                break
+            delay = self._retry.delay(attempt_no, attempt.retry_after)
+            log.info("model_call_retry", model=spec, kind=failure.kind, delay_s=round(delay, 3))
+            await asyncio.sleep(delay)
+        result = attempt.result or ChatResult(model=spec, failure=failure)
+        result = result.model_copy(
+            update={"latency_s": time.perf_counter() - started, "attempts": attempt_no}
+        )
+        if result.cost_usd is None and (price := self._price(spec, provider)) is not None:
+            result.cost_usd = _priced(result.usage, price)
+        log.debug(
+            "model_call",
+            model=spec,
+            ok=result.ok,
+            failure=result.failure.kind if result.failure else None,
+            latency_s=round(result.latency_s, 3),
+            attempts=attempt_no,
+        )
+        return result
+
+    async def _attempt(
+        self,
+        spec: str,
+        provider: Provider,
+        body: dict[str, Any],
+        request: ChatRequest,
+        timeout_s: float,
+    ) -> _Attempt:
+        url = f"{provider.base_url}/chat/completions"
+
+        def fail(kind: FailureKind, message: str, status: int | None = None) -> _Attempt:
+            return _Attempt(
+                failure=CallFailure(
+                    model=spec, kind=kind, message=redact(message)[:500], status=status
+                )
+            )
+
+        try:
+            async with asyncio.timeout(timeout_s):
+                response = await self._http_for(provider).post(
+                    url, json=body, headers=provider.headers(), timeout=timeout_s
+                )
+        except (TimeoutError, httpx.TimeoutException):
+            return fail("timeout", f"no answer within {timeout_s:g}s")
+        except httpx.TransportError as exc:
+            reason = str(exc) or type(exc).__name__
+            return fail("connection", f"cannot reach {provider.base_url}: {reason}")
+        status = response.status_code
+        if status == 429:
+            attempt = fail(
+                "rate_limited", f"429 from {provider.name}: {_error_text(response)}", 429
+            )
+            attempt.retry_after = parse_retry_after(response.headers.get("retry-after"))
+            return attempt
+        if status >= 400:
+            hint = _status_hint(status, provider)
+            return fail("http_error", f"HTTP {status}: {_error_text(response)}{hint}", status)
+        return self._parse(spec, response, request)
+
+    def _parse(self, spec: str, response: httpx.Response, request: ChatRequest) -> _Attempt:
+        def fail(kind: FailureKind, message: str) -> _Attempt:
+            return _Attempt(failure=CallFailure(model=spec, kind=kind, message=redact(message)))
+
+        try:
+            data = response.json()
+            choice = data["choices"][0]
+            message = choice["message"]
+            content = message.get("content")
+            if content is not None and not isinstance(content, str):
+                raise TypeError("content is not a string")
+        except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+            return fail("malformed_response", f"not a chat completion ({type(exc).__name__})")
+        finish = choice.get("finish_reason")
+        if message.get("refusal") or finish == "content_filter":
+            return fail("refusal", str(message.get("refusal") or "content filter")[:300])
+        text = (content or "").strip()
+        if not text:
+            return fail("empty", "the answer has no content")
+        usage = _usage(data.get("usage"))
+        reported = (
+            data.get("usage", {}).get("cost") if isinstance(data.get("usage"), dict) else None
+        )
+        parsed: Any = None
+        if request.json_schema is not None:
+            try:
+                parsed = parse_structured(text, request.json_schema)
+            except StructuredOutputError as exc:
+                return fail("schema_mismatch", str(exc))
+        return _Attempt(
+            result=ChatResult(
+                model=spec,
+                text=text,
+                parsed=parsed,
+                usage=usage,
+                cost_usd=float(reported) if isinstance(reported, int | float) else None,
+                finish_reason=finish,
+            )
+        )
+
+
+def _is_5xx(failure: CallFailure) -> bool:
+    return failure.kind == "http_error" and (failure.status or 0) >= 500
+
+
+def _usage(raw: Any) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+    prompt, completion = raw.get("prompt_tokens"), raw.get("completion_tokens")
+    return Usage(
+        prompt_tokens=prompt if isinstance(prompt, int) else None,
+        completion_tokens=completion if isinstance(completion, int) else None,
+    )
+
+
+def _priced(usage: Usage, price: Price) -> float | None:
+    if usage.prompt_tokens is None or usage.completion_tokens is None:
+        return None
+    return (
+        usage.prompt_tokens * price.input_per_mtok + usage.completion_tokens * price.output_per_mtok
+    ) / 1_000_000
+
+
+def _error_text(response: httpx.Response) -> str:
+    try:
+        data = response.json()
+        if isinstance(data, dict) and isinstance(data.get("error"), dict):
+            return str(data["error"].get("message", ""))[:200]
+    except ValueError:
+        pass
+    return response.text[:200]
+
+
+def _status_hint(status: int, provider: Provider) -> str:
+    if status in (401, 403):
+        return f" (check the API key of provider '{provider.name}')"
+    if status == 404:
+        return f" (check the model name and the base_url {provider.base_url})"
+    return ""

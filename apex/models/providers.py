@@ -1,0 +1,133 @@
+"""Providers: where a ``provider:model`` spec is sent, with which key, at what concurrency.
+
+Built in: ``openrouter`` (``OPENROUTER_API_KEY``), ``openai`` (``OPENAI_API_KEY``) and ``local``
+(the embedded llama.cpp model, no key, no network). A workflow may declare more under
+``[providers.NAME]`` with a ``base_url`` and an optional ``api_key_env``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import SecretStr
+
+from apex.errors import MissingAPIKeyError, RemoteRequestRefused, UnknownProviderError
+from apex.redact import register_secret
+from apex.workflow import DEFAULT_CONCURRENCY, Price, ProviderConfig, Workflow
+
+OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
+OPENAI_BASE_URL = "https://api.openai.com/v1"
+LOCAL_BASE_URL = "http://apex-local/v1"
+BLOCK_REMOTE_ENV = "APEX_BLOCK_REMOTE"
+"""When set to 1, requests to non-loopback hosts are refused (the test suite sets it)."""
+
+BUILTIN_PROVIDERS: dict[str, ProviderConfig] = {
+    "openrouter": ProviderConfig(base_url=OPENROUTER_BASE_URL, api_key_env="OPENROUTER_API_KEY"),
+    "openai": ProviderConfig(base_url=OPENAI_BASE_URL, api_key_env="OPENAI_API_KEY"),
+    "local": ProviderConfig(base_url=LOCAL_BASE_URL, concurrency=1, json_schema=True),
+}
+LOCAL_PRICE = Price(input_per_mtok=0.0, output_per_mtok=0.0)
+"""The local model runs on this machine: no per-token charge."""
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``provider:model`` into its two parts."""
+    provider, sep, model = spec.partition(":")
+    if not sep or not provider or not model:
+        raise UnknownProviderError(f"'{spec}' is not provider:model (e.g. 'local:smollm2')")
+    return provider, model
+
+
+def _is_loopback(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Provider:
+    """A resolved provider: base URL, key, concurrency limit and capabilities."""
+
+    name: str
+    base_url: str
+    api_key: SecretStr | None = field(default=None, repr=True)
+    concurrency: int = DEFAULT_CONCURRENCY
+    json_schema: bool = True
+    transport: httpx.AsyncBaseTransport | None = field(default=None, repr=False)
+    _semaphore: asyncio.Semaphore | None = field(default=None, repr=False)
+
+    @property
+    def semaphore(self) -> asyncio.Semaphore:
+        """The per-provider concurrency limit (created on first use, in the running loop)."""
+        if self._semaphore is None:
+            self._semaphore = asyncio.Semaphore(self.concurrency)
+        return self._semaphore
+
+    def headers(self) -> dict[str, str]:
+        """Request headers, including the key when there is one."""
+        headers = {"Content-Type": "application/json"}
+        if self.api_key is not None:
+            headers["Authorization"] = f"Bearer {self.api_key.get_secret_value()}"
+        return headers
+
+    def check_allowed(self) -> None:
+        """Refuse a non-loopback request when remote requests are blocked."""
+        if self.transport is not None or _is_loopback(self.base_url):
+            return
+        if os.environ.get(BLOCK_REMOTE_ENV) == "1":
+            raise RemoteRequestRefused(
+                f"provider '{self.name}' ({self.base_url}) is not on loopback and "
+                f"{BLOCK_REMOTE_ENV}=1 refuses remote model requests; unset it to allow them"
+            )
+
+
+def provider_configs(workflow: Workflow | None) -> dict[str, ProviderConfig]:
+    """Built-in providers overlaid with the workflow's declared ones."""
+    configs = dict(BUILTIN_PROVIDERS)
+    if workflow is not None:
+        configs.update(workflow.providers)
+    return configs
+
+
+def resolve_provider(name: str, workflow: Workflow | None) -> Provider:
+    """Build the provider ``name``, loading its key from the environment."""
+    configs = provider_configs(workflow)
+    config = configs.get(name)
+    if config is None:
+        known = ", ".join(sorted(configs))
+        raise UnknownProviderError(
+            f"unknown provider '{name}' (known: {known}); declare it as [providers.{name}] "
+            "with a base_url in the workflow file"
+        )
+    key: SecretStr | None = None
+    if config.api_key_env:
+        raw = os.environ.get(config.api_key_env, "").strip()
+        if not raw:
+            raise MissingAPIKeyError(
+                f"provider '{name}' needs an API key: set the environment variable "
+                f"{config.api_key_env}"
+            )
+        register_secret(raw)
+        key = SecretStr(raw)
+    transport: httpx.AsyncBaseTransport | None = None
+    if name == "local":
+        from apex.models.local import LocalTransport
+
+        transport = LocalTransport()
+    return Provider(
+        name=name,
+        base_url=config.base_url.rstrip("/"),
+        api_key=key,
+        concurrency=config.concurrency,
+        json_schema=config.json_schema,
+        transport=transport,
+    )

@@ -1,0 +1,148 @@
+"""Value objects of a model call: the request, its usage, and its result or typed failure."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from apex import errors
+
+FailureKind = Literal[
+    "timeout",
+    "rate_limited",
+    "http_error",
+    "connection",
+    "malformed_response",
+    "empty",
+    "refusal",
+    "schema_mismatch",
+]
+"""Every way a model call can fail; each becomes an evidence row."""
+
+FAILURE_KINDS: tuple[FailureKind, ...] = (
+    "timeout",
+    "rate_limited",
+    "http_error",
+    "connection",
+    "malformed_response",
+    "empty",
+    "refusal",
+    "schema_mismatch",
+)
+
+
+class Message(BaseModel):
+    """One chat message."""
+
+    model_config = ConfigDict(frozen=True)
+
+    role: Literal["system", "user", "assistant"]
+    """Who speaks."""
+    content: str
+    """What is said."""
+
+
+class ChatRequest(BaseModel):
+    """What a caller asks of one model."""
+
+    messages: list[Message]
+    """The conversation, oldest first."""
+    temperature: float | None = None
+    """Sampling temperature; the provider's default when None."""
+    seed: int | None = None
+    """Sampling seed, where the provider supports one."""
+    max_tokens: int | None = None
+    """Upper bound on generated tokens."""
+    json_schema: dict[str, Any] | None = None
+    """When set, the answer must be JSON matching this schema (see ``structured``)."""
+    schema_name: str = "answer"
+    """Name sent with ``json_schema`` in ``response_format``."""
+    timeout_s: float | None = None
+    """Per-call timeout overriding the provider's."""
+
+    @classmethod
+    def of(cls, prompt: str, *, system: str | None = None, **kwargs: Any) -> ChatRequest:
+        """A request with one user message (and an optional system message)."""
+        messages = [Message(role="system", content=system)] if system else []
+        messages.append(Message(role="user", content=prompt))
+        return cls(messages=messages, **kwargs)
+
+
+class Usage(BaseModel):
+    """Token counts as the provider reported them (None where it did not)."""
+
+    prompt_tokens: int | None = None
+    """Tokens in the prompt."""
+    completion_tokens: int | None = None
+    """Tokens generated."""
+
+    @property
+    def total_tokens(self) -> int | None:
+        """Prompt plus completion tokens, when both are known."""
+        if self.prompt_tokens is None or self.completion_tokens is None:
+            return None
+        return self.prompt_tokens + self.completion_tokens
+
+
+class CallFailure(BaseModel):
+    """A typed failure of one model call; recorded as evidence, raised on request."""
+
+    model: str
+    """The model spec, ``provider:model``."""
+    kind: FailureKind
+    """Which way the call failed."""
+    message: str
+    """One line saying what happened (never contains a key)."""
+    status: int | None = None
+    """HTTP status for ``http_error`` and ``rate_limited``."""
+
+    def to_exception(self) -> errors.ModelCallError:
+        """The most specific APEX exception for this failure."""
+        return _EXCEPTION_BY_KIND[self.kind](self)
+
+
+_EXCEPTION_BY_KIND: dict[FailureKind, type[errors.ModelCallError]] = {
+    "timeout": errors.CallTimeout,
+    "rate_limited": errors.RateLimited,
+    "http_error": errors.HTTPStatusFailure,
+    "connection": errors.ConnectionFailure,
+    "malformed_response": errors.MalformedResponse,
+    "empty": errors.EmptyResponse,
+    "refusal": errors.RefusalResponse,
+    "schema_mismatch": errors.SchemaMismatch,
+}
+
+
+class ChatResult(BaseModel):
+    """The outcome of one model call: an answer, or a failure, never both."""
+
+    model: str
+    """The model spec, ``provider:model``."""
+    text: str = ""
+    """The answer text ('' on failure)."""
+    parsed: Any = None
+    """The parsed JSON object when a schema was requested and matched."""
+    failure: CallFailure | None = None
+    """Why the call failed, or None."""
+    usage: Usage = Field(default_factory=Usage)
+    """Token usage as reported."""
+    cost_usd: float | None = None
+    """Reported cost, else priced from the workflow's table, else None: never invented."""
+    latency_s: float = 0.0
+    """Wall time of the call, retries and waits included."""
+    attempts: int = 1
+    """How many HTTP attempts were made."""
+    finish_reason: str | None = None
+    """The provider's finish reason."""
+
+    @property
+    def ok(self) -> bool:
+        """True when the call produced an answer."""
+        return self.failure is None
+
+    def raise_for_failure(self) -> ChatResult:
+        """Return self, or raise the typed exception of its failure."""
+        if self.failure is not None:
+            raise self.failure.to_exception()
+        return self

@@ -1,0 +1,218 @@
+"""Workflow definitions: TOML files loaded by name (shipped) or by path, validated by pydantic.
+
+A bad file raises :class:`~apex.errors.WorkflowFileError` with one line naming the file and the
+key, e.g. ``lab.toml: panel[1].model: field required``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from apex.errors import WorkflowFileError
+
+DEFAULT_WORKFLOW = "local"
+DEFAULT_TIMEOUT_S = 60.0
+DEFAULT_MAX_RETRIES = 3
+DEFAULT_CONCURRENCY = 8
+DEFAULT_MAX_TOKENS = 512
+MAX_PANEL = 8
+
+_MODEL_SPEC = re.compile(r"^[A-Za-z0-9_.-]+:.+$")
+
+
+def _check_spec(spec: str) -> str:
+    if not _MODEL_SPEC.match(spec):
+        raise ValueError(f"'{spec}' is not provider:model (e.g. 'local:smollm2')")
+    return spec
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ProviderConfig(_Strict):
+    """A named OpenAI-compatible provider declared in a workflow."""
+
+    base_url: str
+    """Base URL ending before ``/chat/completions``, e.g. ``http://127.0.0.1:8765/v1``."""
+    api_key_env: str | None = None
+    """Environment variable holding the key; None for keyless servers."""
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
+    """At most this many calls in flight to this provider."""
+    json_schema: bool = True
+    """Whether it accepts ``response_format`` with a JSON schema (else parse-and-repair)."""
+
+
+class Price(_Strict):
+    """Declared price of a model, used only when the provider reports no cost."""
+
+    input_per_mtok: float = Field(ge=0)
+    """USD per million prompt tokens."""
+    output_per_mtok: float = Field(ge=0)
+    """USD per million completion tokens."""
+
+
+class PanelMember(_Strict):
+    """One generator on the panel; the same model may appear several times."""
+
+    model: str
+    """``provider:model``."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature for this member."""
+    seed: int | None = None
+    """Sampling seed for this member."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Token cap for this member's answer."""
+
+    _spec = field_validator("model")(_check_spec)
+
+
+class CriticConfig(_Strict):
+    """A critic that reviews the anonymized candidates."""
+
+    model: str
+    """``provider:model``."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature."""
+
+    _spec = field_validator("model")(_check_spec)
+
+
+class JudgeConfig(_Strict):
+    """The judge, structurally separate from the panel."""
+
+    model: str
+    """``provider:model``."""
+    fallback: str | None = None
+    """A second judge tried when the first fails twice."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature."""
+
+    _spec = field_validator("model")(_check_spec)
+
+    @field_validator("fallback")
+    @classmethod
+    def _fallback_spec(cls, value: str | None) -> str | None:
+        return None if value is None else _check_spec(value)
+
+
+class ExtractConfig(_Strict):
+    """How ``vote`` synthesis extracts a comparable answer from free text."""
+
+    kind: Literal["choice", "number", "exact", "regex"] = "choice"
+    """choice: a letter A-J; number: the last number; exact: normalized text; regex: group 1."""
+    pattern: str | None = None
+    """The regex for ``kind = "regex"`` (its first group, or whole match, is the answer)."""
+
+    @model_validator(mode="after")
+    def _regex_needs_pattern(self) -> ExtractConfig:
+        if self.kind == "regex":
+            if not self.pattern:
+                raise ValueError("kind = 'regex' needs a pattern")
+            try:
+                re.compile(self.pattern)
+            except re.error as exc:
+                raise ValueError(f"pattern is not a valid regex: {exc}") from exc
+        return self
+
+
+class Workflow(_Strict):
+    """A complete workflow: providers, panel, critics, judge and synthesis settings."""
+
+    name: str
+    """Workflow name."""
+    description: str = ""
+    """What this workflow is for."""
+    synthesis: Literal["judge", "vote", "select"] = "judge"
+    """judge: the judge writes the answer; vote: weighted plurality; select: judge picks one."""
+    allow_self_judge: bool = False
+    """Allow the judge model to also sit on the panel."""
+    quorum: int = Field(default=1, ge=1)
+    """Minimum successful panel members to go on."""
+    category: str = "general"
+    """Default task category for evidence."""
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
+    """Per-call timeout."""
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
+    """Retries on 429, 5xx and connection errors."""
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
+    """Default token cap per call."""
+    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
+    """Bound on concurrent calls in one cycle."""
+    db: str | None = None
+    """Database URL for the evidence store (``--db`` and ``APEX_DB`` take precedence)."""
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    """Named providers in addition to the built-in ones."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Declared prices by model spec."""
+    panel: list[PanelMember] = Field(min_length=1, max_length=MAX_PANEL)
+    """The generators, 1 to 8."""
+    critics: list[CriticConfig] = Field(default_factory=list)
+    """Critics, 0 or more."""
+    judge: JudgeConfig | None = None
+    """The judge; required for judge and select synthesis."""
+    extract: ExtractConfig = Field(default_factory=ExtractConfig)
+    """Answer extraction for vote synthesis and fallbacks."""
+
+    @model_validator(mode="after")
+    def _judge_when_needed(self) -> Workflow:
+        if self.synthesis in ("judge", "select") and self.judge is None:
+            raise ValueError(f"synthesis = '{self.synthesis}' needs a [judge] table")
+        return self
+
+
+def _shipped_dir() -> Path:
+    """Where shipped workflows live: inside the wheel, or the source tree when editable."""
+    packaged = Path(__file__).parent / "_data" / "workflows"
+    return packaged if packaged.is_dir() else Path(__file__).parent.parent / "workflows"
+
+
+def shipped_workflows() -> list[str]:
+    """Names of the workflows shipped with APEX."""
+    return sorted(p.stem for p in _shipped_dir().glob("*.toml"))
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def parse_workflow(text: str, source: str) -> Workflow:
+    """Parse TOML text into a workflow; ``source`` names it in errors."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise WorkflowFileError(f"{source}: not valid TOML: {exc}") from exc
+    data.setdefault("name", Path(source).stem)
+    try:
+        return Workflow.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        msg = first["msg"].removeprefix("Value error, ")
+        raise WorkflowFileError(f"{source}: {_format_loc(first['loc'])}: {msg}") from None
+
+
+def load_workflow(name_or_path: str | Path | None = None) -> Workflow:
+    """Load a workflow by shipped name (``local``, ``fusion``...) or by file path."""
+    target = str(name_or_path or DEFAULT_WORKFLOW)
+    path = Path(target)
+    if not path.is_file():
+        shipped = _shipped_dir() / f"{target}.toml"
+        if not shipped.is_file():
+            names = ", ".join(shipped_workflows())
+            raise WorkflowFileError(
+                f"{target}: no such workflow file or shipped workflow (shipped: {names})"
+            )
+        path = shipped
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise WorkflowFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    return parse_workflow(text, str(path))

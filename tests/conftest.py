@@ -1,0 +1,45 @@
+"""Shared fixtures: remote model requests refused, a loopback test server, a lab workflow."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from apex.models.providers import BLOCK_REMOTE_ENV
+from apex.testing import TestServer
+from apex.workflow import Workflow, parse_workflow
+
+
+@pytest.fixture(autouse=True)
+def _no_remote_requests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests never reach a real provider, and keep their state in a temp dir."""
+    monkeypatch.setenv(BLOCK_REMOTE_ENV, "1")
+    monkeypatch.setenv("APEX_HOME", str(tmp_path / "apex-home"))
+    monkeypatch.delenv("APEX_DB", raising=False)
+    monkeypatch.delenv("OPENROUTER_API_KEY", raising=False)
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+
+
+@pytest.fixture
+def server() -> Iterator[TestServer]:
+    """A scriptable OpenAI-compatible server on 127.0.0.1."""
+    with TestServer() as srv:
+        yield srv
+
+
+def lab_toml(base_url: str, extra: str = "", panel: tuple[str, ...] = ("m1", "m2", "m3")) -> str:
+    """A workflow file text using the test server as provider ``lab``."""
+    members = "\n".join(f'[[panel]]\nmodel = "lab:{m}"' for m in panel)
+    return (
+        f'name = "lab"\nmax_retries = 2\ntimeout_s = 5\n'
+        f'[providers.lab]\nbase_url = "{base_url}"\n'
+        f'{members}\n[judge]\nmodel = "lab:judge"\n{extra}'
+    )
+
+
+@pytest.fixture
+def lab(server: TestServer) -> Workflow:
+    """A three-member workflow on the test server."""
+    return parse_workflow(lab_toml(server.base_url), "lab.toml")
