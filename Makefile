@@ -3,7 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-DEMO_PROMPT ?= What is the capital of France, and why did it become the capital?
+DEMO_PROMPT ?= Why is the sky blue? Answer in two sentences.
 
 .PHONY: install dev demo test lint
 
@@ -18,7 +18,7 @@ dev: $(BIN)/python
 	$(BIN)/pip install --quiet -e ".[dev]"
 
 demo: install
-	$(BIN)/apex ask local:smollm2 "$(DEMO_PROMPT)"
+	$(BIN)/apex fuse --workflow local "$(DEMO_PROMPT)"
 
 lint:
 	$(BIN)/ruff check apex tests benchmarks examples

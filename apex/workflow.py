@@ -156,8 +156,15 @@ class Workflow(_Strict):
     """Critics, 0 or more."""
     judge: JudgeConfig | None = None
     """The judge; required for judge and select synthesis."""
-    extract: ExtractConfig = Field(default_factory=ExtractConfig)
-    """Answer extraction for vote synthesis and fallbacks."""
+    extract: ExtractConfig | None = None
+    """Answer extraction for vote synthesis and the judge-failure vote (see ``extraction``)."""
+
+    @property
+    def extraction(self) -> ExtractConfig:
+        """The declared extraction, else ``choice`` for vote synthesis and ``exact`` otherwise."""
+        if self.extract is not None:
+            return self.extract
+        return ExtractConfig(kind="choice" if self.synthesis == "vote" else "exact")
 
     @model_validator(mode="after")
     def _judge_when_needed(self) -> Workflow:

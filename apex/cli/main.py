@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from apex import __version__
-from apex.cli import models_cmd
+from apex.cli import fuse_cmd, models_cmd
 
 app = typer.Typer(
     name="apex",
@@ -16,6 +16,7 @@ app = typer.Typer(
 )
 app.command("models")(models_cmd.models)
 app.command("ask")(models_cmd.ask)
+app.command("fuse")(fuse_cmd.fuse_command)
 
 
 def _version(value: bool) -> None:

@@ -85,16 +85,10 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 class _Attempt:
-    """What one HTTP attempt produced: a result, or a failure with retry information."""
+    """What one HTTP attempt produced, and how long the server asked us to wait."""
 
-    def __init__(
-        self,
-        result: ChatResult | None = None,
-        failure: CallFailure | None = None,
-        retry_after: float | None = None,
-    ) -> None:
+    def __init__(self, result: ChatResult, retry_after: float | None = None) -> None:
         self.result = result
-        self.failure = failure
         self.retry_after = retry_after
 
 
@@ -203,7 +197,7 @@ class ModelClient:
             attempt_no += 1
             async with provider.semaphore:
                 attempt = await self._attempt(spec, provider, body, request, timeout)
-            failure = attempt.failure
+            failure = attempt.result.failure
             if failure is None or (failure.kind not in _RETRYABLE and not _is_5xx(failure)):
                 break
             if attempt_no > self._retry.max_retries:
@@ -213,8 +207,7 @@ class ModelClient:
             delay = self._retry.delay(attempt_no, attempt.retry_after)
             log.info("model_call_retry", model=spec, kind=failure.kind, delay_s=round(delay, 3))
             await asyncio.sleep(delay)
-        result = attempt.result or ChatResult(model=spec, failure=failure)
-        result = result.model_copy(
+        result = attempt.result.model_copy(
             update={"latency_s": time.perf_counter() - started, "attempts": attempt_no}
         )
         if result.cost_usd is None and (price := self._price(spec, provider)) is not None:
@@ -240,11 +233,10 @@ class ModelClient:
         url = f"{provider.base_url}/chat/completions"
 
         def fail(kind: FailureKind, message: str, status: int | None = None) -> _Attempt:
-            return _Attempt(
-                failure=CallFailure(
-                    model=spec, kind=kind, message=redact(message)[:500], status=status
-                )
+            failure = CallFailure(
+                model=spec, kind=kind, message=redact(message)[:500], status=status
             )
+            return _Attempt(ChatResult(model=spec, failure=failure))
 
         try:
             async with asyncio.timeout(timeout_s):
@@ -269,8 +261,9 @@ class ModelClient:
         return self._parse(spec, response, request)
 
     def _parse(self, spec: str, response: httpx.Response, request: ChatRequest) -> _Attempt:
-        def fail(kind: FailureKind, message: str) -> _Attempt:
-            return _Attempt(failure=CallFailure(model=spec, kind=kind, message=redact(message)))
+        def fail(kind: FailureKind, message: str, **spent: Any) -> _Attempt:
+            failure = CallFailure(model=spec, kind=kind, message=redact(message)[:500])
+            return _Attempt(ChatResult(model=spec, failure=failure, **spent))
 
         try:
             data = response.json()
@@ -281,32 +274,25 @@ class ModelClient:
                 raise TypeError("content is not a string")
         except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             return fail("malformed_response", f"not a chat completion ({type(exc).__name__})")
-        finish = choice.get("finish_reason")
-        if message.get("refusal") or finish == "content_filter":
-            return fail("refusal", str(message.get("refusal") or "content filter")[:300])
+        raw_usage = data.get("usage") if isinstance(data.get("usage"), dict) else {}
+        reported = raw_usage.get("cost")
+        spent: dict[str, Any] = {
+            "usage": _usage(raw_usage),
+            "cost_usd": float(reported) if isinstance(reported, int | float) else None,
+            "finish_reason": choice.get("finish_reason"),
+        }
+        if message.get("refusal") or spent["finish_reason"] == "content_filter":
+            return fail("refusal", str(message.get("refusal") or "content filter"), **spent)
         text = (content or "").strip()
         if not text:
-            return fail("empty", "the answer has no content")
-        usage = _usage(data.get("usage"))
-        reported = (
-            data.get("usage", {}).get("cost") if isinstance(data.get("usage"), dict) else None
-        )
+            return fail("empty", "the answer has no content", **spent)
         parsed: Any = None
         if request.json_schema is not None:
             try:
                 parsed = parse_structured(text, request.json_schema)
             except StructuredOutputError as exc:
-                return fail("schema_mismatch", str(exc))
-        return _Attempt(
-            result=ChatResult(
-                model=spec,
-                text=text,
-                parsed=parsed,
-                usage=usage,
-                cost_usd=float(reported) if isinstance(reported, int | float) else None,
-                finish_reason=finish,
-            )
-        )
+                return fail("schema_mismatch", str(exc), **spent)
+        return _Attempt(ChatResult(model=spec, text=text, parsed=parsed, **spent))
 
 
 def _is_5xx(failure: CallFailure) -> bool:

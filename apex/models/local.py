@@ -12,6 +12,7 @@ SmolLM2-135M is a demonstration model: the pipeline is real, its judgement is we
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib.util
 import json
 import threading
@@ -75,13 +76,45 @@ def _load(path: Path) -> Any:
         return llm
 
 
-def _response_format(fmt: Any) -> dict[str, Any] | None:
-    """OpenAI's ``json_schema`` response format in llama-cpp-python's dialect."""
-    if not isinstance(fmt, dict):
-        return None
-    if fmt.get("type") == "json_schema":
-        return {"type": "json_object", "schema": fmt.get("json_schema", {}).get("schema", {})}
-    return fmt
+_GRAMMAR_UNSAFE = frozenset({"maxLength", "minLength", "pattern", "format"})
+
+
+def _grammar_safe(schema: Any) -> Any:
+    """The schema without string-length and pattern constraints.
+
+    llama.cpp expands ``maxLength`` into one grammar rule per character, which fails to parse (or
+    crashes) for realistic lengths; ``max_tokens`` bounds the output instead, and the client
+    validates the answer against the full schema afterwards.
+    """
+    if isinstance(schema, dict):
+        return {k: _grammar_safe(v) for k, v in schema.items() if k not in _GRAMMAR_UNSAFE}
+    if isinstance(schema, list):
+        return [_grammar_safe(v) for v in schema]
+    return schema
+
+
+@functools.lru_cache(maxsize=64)
+def _grammar(schema_json: str) -> Any:
+    """A llama.cpp grammar for a JSON schema, with strict JSON strings.
+
+    JSON forbids raw control characters in strings; forbidding them in the grammar too stops a
+    small model from rambling across lines inside a string until it runs out of tokens.
+    """
+    from llama_cpp import llama_grammar
+
+    gbnf = llama_grammar.json_schema_to_gbnf(schema_json)
+    gbnf = gbnf.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x7F\\x00-\\x1F]')
+    return llama_grammar.LlamaGrammar.from_string(gbnf, verbose=False)
+
+
+def _constraint(fmt: Any) -> dict[str, Any]:
+    """llama-cpp-python arguments for OpenAI's ``response_format``."""
+    if not isinstance(fmt, dict) or fmt.get("type") not in ("json_schema", "json_object"):
+        return {}
+    schema = fmt.get("json_schema", {}).get("schema") or fmt.get("schema")
+    if not schema:
+        return {"response_format": {"type": "json_object"}}
+    return {"grammar": _grammar(json.dumps(_grammar_safe(schema), sort_keys=False))}
 
 
 def _complete(body: dict[str, Any]) -> dict[str, Any]:
@@ -90,8 +123,7 @@ def _complete(body: dict[str, Any]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {
         "messages": body.get("messages", []),
         "max_tokens": body.get("max_tokens") or 512,
-        "response_format": _response_format(body.get("response_format")),
-    }
+    } | _constraint(body.get("response_format"))
     if body.get("temperature") is not None:
         kwargs["temperature"] = float(body["temperature"])
     # A fixed default seed makes local answers reproducible call to call.

@@ -129,6 +129,7 @@ def _echo(body: dict[str, Any]) -> Reply:
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # header and body go out in two writes: no 40 ms stalls
 
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log."""

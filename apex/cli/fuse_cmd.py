@@ -1,0 +1,202 @@
+"""``apex fuse``: one fusion cycle with live progress, or a JSONL batch of them."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.live import Live
+from rich.panel import Panel
+from rich.table import Table
+
+from apex.cli.common import console, fail, guarded, print_json, run
+from apex.errors import ConfigError
+from apex.fusion import FusionEvent, check_workflow, fuse, resolve_workflow
+from apex.graph.types import Candidate, FusionResult
+from apex.models.client import ModelClient
+from apex.models.local import DEMO_MODEL_NOTE
+from apex.workflow import Workflow
+
+DEFAULT_BATCH_CONCURRENCY = 4
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def result_json(result: FusionResult) -> dict[str, Any]:
+    """The ``--json`` shape of a result."""
+    data = result.model_dump(mode="json", exclude={"calls", "critiques", "prompt"})
+    data["critiques"] = [c.model_dump(mode="json", exclude={"call"}) for c in result.critiques]
+    data["calls"] = [c.model_dump(mode="json") for c in result.calls]
+    return data
+
+
+class _Progress:
+    """A live table of panel members while the cycle runs."""
+
+    def __init__(self, workflow: Workflow) -> None:
+        self.rows: dict[int, tuple[str, str, str]] = {
+            i: (m.model, "running", "") for i, m in enumerate(workflow.panel)
+        }
+        self.stage = "panel answering"
+
+    def table(self) -> Table:
+        table = Table("#", "model", "status", "latency", title=self.stage, title_justify="left")
+        for i, (model, status, latency) in sorted(self.rows.items()):
+            table.add_row(str(i + 1), model, status, latency)
+        return table
+
+    def update(self, event: FusionEvent) -> None:
+        if event.kind == "candidate":
+            cand: Candidate = event.data
+            status = "ok" if cand.ok else f"failed: {cand.failure.kind if cand.failure else '?'}"
+            self.rows[cand.member] = (cand.model, status, f"{cand.call.latency_s:.2f}s")
+            if all(r[1] != "running" for r in self.rows.values()):
+                self.stage = "critics and judge"
+        elif event.kind == "critique":
+            self.stage = "judge"
+        elif event.kind == "judge":
+            self.stage = "synthesizing"
+
+
+def _show(result: FusionResult) -> None:
+    ok = result.ok
+    console.print(
+        Panel(
+            result.answer or "(no answer)",
+            title=f"answer · {result.synthesis_path}",
+            border_style="green" if ok else "red",
+        )
+    )
+    analysis = result.analysis
+    for name in (
+        "consensus",
+        "contradictions",
+        "partial_coverage",
+        "unique_insights",
+        "blind_spots",
+    ):
+        points = getattr(analysis, name)
+        if points:
+            console.print(f"[bold]{name.replace('_', ' ')}[/bold]")
+            for point in points:
+                console.print(f"  • {point}", markup=False, highlight=False)
+    table = Table("role", "label", "model", "ok", "latency", "tokens", "cost", title="calls")
+    labels = {c.member: c.label or "-" for c in result.candidates}
+    for call in result.calls:
+        tokens = (
+            "?"
+            if call.prompt_tokens is None or call.completion_tokens is None
+            else str(call.prompt_tokens + call.completion_tokens)
+        )
+        table.add_row(
+            call.role,
+            labels.get(call.member, "-") if call.member is not None else "-",
+            call.model,
+            "yes" if call.ok else (call.failure_kind or "no"),
+            f"{call.latency_s:.2f}s",
+            tokens,
+            "?" if call.cost_usd is None else f"${call.cost_usd:.6f}",
+        )
+    console.print(table)
+    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
+    console.print(f"[dim]run {result.run_id} · {result.latency_s:.2f}s · cost {cost}[/dim]")
+
+
+def read_batch(path: Path) -> list[dict[str, Any]]:
+    """The items of a batch file: JSON lines with a "prompt" (and "id", "category", "expected")."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    items: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError:
+            raise ConfigError(f"{path}:{number}: not a JSON object") from None
+        if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
+            raise ConfigError(f'{path}:{number}: each line needs a "prompt" string')
+        item.setdefault("id", str(number))
+        items.append(item)
+    return items
+
+
+async def _batch(
+    items: list[dict[str, Any]], workflow: Workflow, concurrency: int, category: str | None
+) -> int:
+    gate = asyncio.Semaphore(concurrency)
+    failures = 0
+    async with ModelClient(workflow) as client:
+        check_workflow(workflow, client)
+
+        async def one(item: dict[str, Any]) -> None:
+            nonlocal failures
+            async with gate:
+                result = await fuse(
+                    item["prompt"],
+                    workflow=workflow,
+                    client=client,
+                    category=item.get("category") or category,
+                )
+            failures += not result.ok
+            line = {"id": item["id"], "expected": item.get("expected")} | result_json(result)
+            sys.stdout.write(json.dumps(line) + "\n")
+            sys.stdout.flush()
+
+        await asyncio.gather(*(one(item) for item in items))
+    return failures
+
+
+@guarded
+def fuse_command(
+    prompt: Annotated[str | None, typer.Argument(help="The prompt (omit with --batch).")] = None,
+    workflow: Annotated[
+        str | None, typer.Option("--workflow", "-w", help="Workflow name or TOML path.")
+    ] = None,
+    panel: Annotated[str | None, typer.Option(help="Comma-separated panel models.")] = None,
+    judge: Annotated[str | None, typer.Option(help="Judge model.")] = None,
+    critic: Annotated[
+        str | None, typer.Option(help="Comma-separated critic models ('' for none).")
+    ] = None,
+    category: Annotated[str | None, typer.Option(help="Task category for evidence.")] = None,
+    batch: Annotated[
+        Path | None, typer.Option(help='JSONL file of {"id", "prompt", "category"?, "expected"?}.')
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, help="Fusions in flight with --batch.")
+    ] = DEFAULT_BATCH_CONCURRENCY,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fuse a panel's answers: parallel panel, critics, blind judge, synthesis."""
+    critics = [] if critic == "" else _split(critic)  # --critic '' removes the critics
+    wf = resolve_workflow(workflow, panel=_split(panel), judge=judge, critics=critics)
+    if batch is not None:
+        failed = run(_batch(read_batch(batch), wf, concurrency, category))
+        raise typer.Exit(1 if failed else 0)
+    if not prompt:
+        fail("give a PROMPT, or --batch FILE.jsonl")
+    if json_out:
+        result = run(fuse(prompt, workflow=wf, category=category))
+        print_json(result_json(result))
+    else:
+        progress = _Progress(wf)
+        with Live(progress.table(), console=console, transient=True) as live:
+
+            def on_event(event: FusionEvent) -> None:
+                progress.update(event)
+                live.update(progress.table())
+
+            result = run(fuse(prompt, workflow=wf, category=category, on_event=on_event))
+        _show(result)
+        if any(c.model.startswith("local:smollm2") for c in result.candidates):
+            console.print(f"[dim]{DEMO_MODEL_NOTE}[/dim]")
+    if not result.ok:
+        raise typer.Exit(1)

@@ -1,0 +1,167 @@
+"""The public fusion API: ``await apex.fuse(prompt, workflow=...)`` and its sync wrapper."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from apex.errors import ConfigError
+from apex.graph.builder import FusionState, build_fusion_graph
+from apex.graph.nodes import FusionDeps, WeightSource
+from apex.graph.types import Candidate, Critique, FusionResult
+from apex.models.client import ModelClient
+from apex.workflow import CriticConfig, JudgeConfig, PanelMember, Workflow, load_workflow
+
+_GRAPH = build_fusion_graph()
+
+
+class FusionEvent(BaseModel):
+    """Progress of a running cycle, for live displays."""
+
+    kind: Literal["candidate", "critique", "judge", "result"]
+    """What just finished."""
+    data: Any
+    """The candidate, critique, judge outcome or result."""
+
+
+EventHandler = Callable[[FusionEvent], None]
+
+
+def resolve_workflow(
+    workflow: Workflow | str | Path | None,
+    *,
+    panel: Sequence[str] | None = None,
+    judge: str | None = None,
+    critics: Sequence[str] | None = None,
+) -> Workflow:
+    """Load a workflow and apply CLI-style overrides of panel, judge and critics."""
+    wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow)
+    update: dict[str, Any] = {}
+    if panel:
+        update["panel"] = [PanelMember(model=m) for m in panel]
+    if judge:
+        update["judge"] = JudgeConfig(model=judge)
+    if critics is not None:
+        update["critics"] = [CriticConfig(model=m) for m in critics]
+    if update:
+        wf = Workflow.model_validate(wf.model_dump() | _dump(update))
+    return wf
+
+
+def _dump(update: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: [x.model_dump() for x in v] if isinstance(v, list) else v.model_dump()
+        for k, v in update.items()
+    }
+
+
+def check_workflow(workflow: Workflow, client: ModelClient) -> None:
+    """Refuse self-judging unless allowed; resolve every provider (keys) before any call."""
+    panel_models = {m.model for m in workflow.panel}
+    if workflow.judge is not None and not workflow.allow_self_judge:
+        for spec in (workflow.judge.model, workflow.judge.fallback):
+            if spec in panel_models:
+                raise ConfigError(
+                    f"workflow '{workflow.name}': judge model {spec} also sits on the panel; "
+                    "use a different judge or set allow_self_judge = true"
+                )
+    specs = [*panel_models, *(c.model for c in workflow.critics)]
+    if workflow.judge is not None and workflow.synthesis != "vote":
+        specs += [
+            workflow.judge.model,
+            *([workflow.judge.fallback] if workflow.judge.fallback else []),
+        ]
+    for spec in specs:
+        client.model(spec)
+
+
+def _event(node: str, update: dict[str, Any]) -> FusionEvent | None:
+    match node:
+        case "generate":
+            return FusionEvent(kind="candidate", data=update["candidates"][0])
+        case "critique":
+            return FusionEvent(kind="critique", data=update["critiques"][0])
+        case "judge":
+            return FusionEvent(kind="judge", data=update["outcome"])
+        case "finalize":
+            return FusionEvent(kind="result", data=update["result"])
+    return None
+
+
+async def fuse(
+    prompt: str,
+    *,
+    workflow: Workflow | str | Path | None = None,
+    category: str | None = None,
+    client: ModelClient | None = None,
+    weights: WeightSource | None = None,
+    context: str = "",
+    guidance: str = "",
+    on_event: EventHandler | None = None,
+    seed: int | None = None,
+    run_id: str | None = None,
+) -> FusionResult:
+    """Run one fusion cycle: panel in parallel, critics, blind judge, synthesis.
+
+    Failures of individual calls are data in the result; a result whose ``synthesis_path`` is
+    ``all_panel_failed`` or ``quorum_failed`` has no answer. Configuration errors raise.
+    """
+    wf = resolve_workflow(workflow)
+    owned = client is None
+    client = client or ModelClient(wf)
+    try:
+        check_workflow(wf, client)
+        deps = FusionDeps(
+            client=client,
+            workflow=wf,
+            weights=weights,
+            rng=random.Random(seed) if seed is not None else random.SystemRandom(),
+        )
+        state: FusionState = {
+            "run_id": run_id or uuid.uuid4().hex,
+            "prompt": prompt,
+            "category": category or wf.category,
+            "context": context,
+            "guidance": guidance,
+            "started": time.time(),
+        }
+        result: FusionResult | None = None
+        async for chunk in _GRAPH.astream(
+            state, context=deps, config={"max_concurrency": wf.concurrency}, stream_mode="updates"
+        ):
+            for node, update in chunk.items():
+                event = _event(node, update or {})
+                if event is not None and on_event is not None:
+                    on_event(event)
+                if event is not None and event.kind == "result":
+                    result = event.data
+        if result is None:  # pragma: no cover - finalize always runs
+            raise ConfigError("the fusion graph ended without a result")
+        return result
+    finally:
+        if owned:
+            await client.aclose()
+
+
+def fuse_sync(prompt: str, **kwargs: Any) -> FusionResult:
+    """Blocking wrapper of :func:`fuse` for scripts."""
+    return asyncio.run(fuse(prompt, **kwargs))
+
+
+__all__ = [
+    "Candidate",
+    "Critique",
+    "FusionEvent",
+    "FusionResult",
+    "check_workflow",
+    "fuse",
+    "fuse_sync",
+    "resolve_workflow",
+]

@@ -1,0 +1,208 @@
+"""The three kinds of model-calling node: generator, critic and judge.
+
+Each takes only its own task type (sent to it with LangGraph's ``Send``) plus the run's
+dependencies; none of them reads the graph state. The judge's task type is :class:`JudgeInput`,
+which carries labels, never model names.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ValidationError
+
+from apex.graph.prompts import (
+    ANSWER_FORMAT,
+    CRITIC_SCHEMA,
+    critic_messages,
+    generator_messages,
+    judge_messages,
+    judge_schema,
+)
+from apex.graph.types import (
+    Analysis,
+    CallRecord,
+    Candidate,
+    Critique,
+    JudgeInput,
+    JudgeVerdict,
+    LabeledCandidate,
+    LabelScore,
+    Review,
+    Role,
+)
+from apex.models.client import ModelClient
+from apex.models.types import CallFailure, ChatRequest, ChatResult
+from apex.workflow import CriticConfig, PanelMember, Workflow
+
+WeightSource = Callable[[list[str], str], Awaitable[dict[str, float]]]
+"""Given panel model specs and a category, their current weights (1.0 = no evidence)."""
+
+
+@dataclass
+class FusionDeps:
+    """What the nodes need besides their task: the client, the workflow, evidence."""
+
+    client: ModelClient
+    workflow: Workflow
+    weights: WeightSource | None = None
+    rng: random.Random = field(default_factory=random.SystemRandom)
+
+
+class GenerateTask(BaseModel):
+    """One panel member's job."""
+
+    member: int
+    spec: PanelMember
+    prompt: str
+    context: str = ""
+
+
+class CritiqueTask(BaseModel):
+    """One critic's job: the prompt and the anonymized candidates."""
+
+    index: int
+    spec: CriticConfig
+    prompt: str
+    candidates: list[LabeledCandidate]
+
+
+class JudgeOutcome(BaseModel):
+    """What the judge step produced: a verdict and the path, or nothing."""
+
+    verdict: JudgeVerdict | None = None
+    path: Literal["judge", "judge_retry", "fallback_judge", "select"] | None = None
+    judge_model: str | None = None
+    calls: list[CallRecord] = []
+
+
+def call_record(role: Role, result: ChatResult, member: int | None = None) -> CallRecord:
+    """The evidence row of one call."""
+    failure = result.failure
+    return CallRecord(
+        role=role,
+        model=result.model,
+        member=member,
+        ok=failure is None,
+        failure_kind=failure.kind if failure else None,
+        error=failure.message if failure else None,
+        latency_s=result.latency_s,
+        prompt_tokens=result.usage.prompt_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        cost_usd=result.cost_usd,
+        attempts=result.attempts,
+    )
+
+
+async def generate(task: GenerateTask, deps: FusionDeps) -> Candidate:
+    """Ask one panel member; a failure is returned as a failed candidate."""
+    workflow = deps.workflow
+    answer_format = (
+        ANSWER_FORMAT.get(workflow.extraction.kind, "") if workflow.synthesis == "vote" else ""
+    )
+    request = ChatRequest(
+        messages=generator_messages(task.prompt, task.context, answer_format),
+        temperature=task.spec.temperature,
+        seed=task.spec.seed,
+        max_tokens=task.spec.max_tokens,
+    )
+    result = await deps.client.chat(task.spec.model, request)
+    return Candidate(
+        member=task.member,
+        model=task.spec.model,
+        text=result.text,
+        failure=result.failure,
+        call=call_record("panel", result, task.member),
+    )
+
+
+async def critique(task: CritiqueTask, deps: FusionDeps) -> Critique:
+    """Ask one critic to review the anonymized candidates."""
+    request = ChatRequest(
+        messages=critic_messages(task.prompt, task.candidates),
+        temperature=task.spec.temperature,
+        json_schema=CRITIC_SCHEMA,
+        schema_name="critique",
+    )
+    result = await deps.client.chat(task.spec.model, request)
+    labels = {c.label for c in task.candidates}
+    reviews: list[Review] = []
+    if result.ok:
+        try:
+            parsed = [Review.model_validate(r) for r in result.parsed["reviews"]]
+            reviews = [r for r in parsed if r.label in labels]
+        except (ValidationError, KeyError, TypeError):
+            result = _mismatch(result, "critic reviews do not match the schema")
+    return Critique(
+        critic=task.spec.model,
+        index=task.index,
+        reviews=reviews,
+        call=call_record("critic", result),
+    )
+
+
+def _mismatch(result: ChatResult, message: str) -> ChatResult:
+    failure = CallFailure(model=result.model, kind="schema_mismatch", message=message)
+    return result.model_copy(update={"failure": failure})
+
+
+def parse_verdict(inp: JudgeInput, result: ChatResult) -> JudgeVerdict | str:
+    """The validated verdict, or why it is not valid."""
+    if not result.ok:
+        return result.failure.message if result.failure else "failed"
+    data = result.parsed
+    if not isinstance(data, dict):
+        return "the judge did not return a JSON object"
+    labels = {c.label: c.text for c in inp.candidates}
+    try:
+        analysis = Analysis.model_validate(data)
+        scores = [LabelScore.model_validate(s) for s in data.get("scores", [])]
+    except ValidationError as exc:
+        return f"judge output does not match the schema: {exc.errors()[0]['msg']}"
+    scores = [s for s in scores if s.label in labels]
+    if inp.mode == "select":
+        selected = data.get("selected")
+        if selected not in labels:
+            return f"the judge selected an unknown label {selected!r}"
+        return JudgeVerdict(
+            analysis=analysis, scores=scores, final_answer=labels[selected], selected=selected
+        )
+    final = str(data.get("final_answer") or "").strip()
+    if not final:
+        return "the judge's final_answer is empty"
+    return JudgeVerdict(analysis=analysis, scores=scores, final_answer=final)
+
+
+async def judge(inp: JudgeInput, deps: FusionDeps) -> JudgeOutcome:
+    """Run the judge on its own input: one retry, then the fallback judge if configured."""
+    config = deps.workflow.judge
+    if config is None:
+        return JudgeOutcome()
+    request = ChatRequest(
+        messages=judge_messages(inp),
+        temperature=config.temperature,
+        json_schema=judge_schema([c.label for c in inp.candidates], inp.mode),
+        schema_name="verdict",
+        max_tokens=max(deps.workflow.max_tokens, 1024),
+    )
+    first: Literal["judge", "select"] = "select" if inp.mode == "select" else "judge"
+    plan: list[tuple[str, Literal["judge", "judge_retry", "fallback_judge", "select"]]] = [
+        (config.model, first),
+        (config.model, "judge_retry"),
+    ]
+    if config.fallback:
+        plan.append((config.fallback, "fallback_judge"))
+    calls: list[CallRecord] = []
+    for attempt, (model, path) in enumerate(plan):
+        # A new seed per attempt, so a retry of a seeded or local model is not a replay.
+        result = await deps.client.chat(model, request.model_copy(update={"seed": attempt + 1}))
+        verdict = parse_verdict(inp, result)
+        if isinstance(verdict, str) and result.ok:
+            result = _mismatch(result, verdict)
+        calls.append(call_record("judge", result))
+        if isinstance(verdict, JudgeVerdict):
+            return JudgeOutcome(verdict=verdict, path=path, judge_model=model, calls=calls)
+    return JudgeOutcome(calls=calls)

@@ -1,0 +1,55 @@
+"""Scripted critics and judges for the test server: valid JSON built from the request itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+
+def _labels(body: dict[str, Any]) -> list[str]:
+    """The candidate labels, read from the judge schema the client sent."""
+    schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
+    items = schema.get("properties", {}).get("scores", {}).get("items", {})
+    return list(items.get("properties", {}).get("label", {}).get("enum", []))
+
+
+def judge(
+    answer: str | Callable[[dict[str, Any]], str] = "synthesized answer",
+    *,
+    select: str | None = None,
+    score: float = 0.8,
+) -> Callable[[dict[str, Any]], str]:
+    """A judge behaviour: a full analysis, a score per label, and ``answer`` (or ``select``)."""
+
+    def respond(body: dict[str, Any]) -> str:
+        labels = _labels(body)
+        verdict: dict[str, Any] = {
+            "consensus": ["the candidates agree on the main point"],
+            "contradictions": [],
+            "partial_coverage": [],
+            "unique_insights": [],
+            "blind_spots": ["none noticed"],
+            "scores": [{"label": lb, "score": score, "reason": "scripted"} for lb in labels],
+        }
+        if select is not None:
+            verdict["selected"] = select if select in labels else (labels[0] if labels else "A")
+        else:
+            verdict["final_answer"] = answer(body) if callable(answer) else answer
+        return json.dumps(verdict)
+
+    return respond
+
+
+def critic(
+    problem: str = "factual", severity: str = "medium", detail: str = "scripted finding"
+) -> Callable[[dict[str, Any]], str]:
+    """A critic behaviour: one problem for every candidate label found in the prompt."""
+
+    def respond(body: dict[str, Any]) -> str:
+        text = str(body.get("messages", [{}])[-1].get("content", ""))
+        labels = [ch for ch in "ABCDEFGH" if f"[{ch}]\n" in text]
+        problems = [{"type": problem, "severity": severity, "detail": detail}]
+        return json.dumps({"reviews": [{"label": lb, "problems": problems} for lb in labels]})
+
+    return respond
