@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 import structlog
 
 from apex.errors import ApexError
+from apex.fusion import FusionEvent, fuse, fuse_sync
+from apex.graph.types import FusionResult
 from apex.logging import configure_logging
 from apex.models import ChatRequest, ChatResult, ModelClient
 from apex.workflow import Workflow, load_workflow
@@ -26,8 +28,12 @@ __all__ = [
     "ApexError",
     "ChatRequest",
     "ChatResult",
+    "FusionEvent",
+    "FusionResult",
     "ModelClient",
     "Workflow",
     "__version__",
+    "fuse",
+    "fuse_sync",
     "load_workflow",
 ]

@@ -92,6 +92,8 @@ class JudgeConfig(_Strict):
     """A second judge tried when the first fails twice."""
     temperature: float | None = Field(default=None, ge=0, le=2)
     """Sampling temperature."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Token cap for the verdict (default: the larger of the workflow's and 1024)."""
 
     _spec = field_validator("model")(_check_spec)
 

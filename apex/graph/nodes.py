@@ -186,7 +186,7 @@ async def judge(inp: JudgeInput, deps: FusionDeps) -> JudgeOutcome:
         temperature=config.temperature,
         json_schema=judge_schema([c.label for c in inp.candidates], inp.mode),
         schema_name="verdict",
-        max_tokens=max(deps.workflow.max_tokens, 1024),
+        max_tokens=config.max_tokens or max(deps.workflow.max_tokens, 1024),
     )
     first: Literal["judge", "select"] = "select" if inp.mode == "select" else "judge"
     plan: list[tuple[str, Literal["judge", "judge_retry", "fallback_judge", "select"]]] = [

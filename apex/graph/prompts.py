@@ -38,7 +38,7 @@ JUDGE_SYSTEM = (
 JUDGE_TASK = "Then write the best final answer to the question, correcting what you found."
 SELECT_TASK = "Then select the single best candidate by its label; do not rewrite it."
 
-_POINTS: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "maxItems": 6}
+_POINTS: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "maxItems": 4}
 
 CRITIC_SCHEMA: dict[str, Any] = {
     "type": "object",
