@@ -104,6 +104,7 @@ async def fuse(
     weights: WeightSource | None = None,
     context: str = "",
     guidance: str = "",
+    goal: bool = False,
     on_event: EventHandler | None = None,
     seed: int | None = None,
     run_id: str | None = None,
@@ -130,6 +131,7 @@ async def fuse(
             "category": category or wf.category,
             "context": context,
             "guidance": guidance,
+            "goal": goal,
             "started": time.time(),
         }
         result: FusionResult | None = None

@@ -37,6 +37,7 @@ class FusionState(TypedDict, total=False):
     category: str
     context: str
     guidance: str
+    goal: bool
     started: float
     candidates: Annotated[list[Candidate], operator.add]
     labels: dict[int, str]
@@ -90,6 +91,7 @@ def _to_judge(state: FusionState, deps: FusionDeps) -> Send | str:
         state.get("critiques", []),
         synthesis.hints(state.get("label_weights", {}), state.get("has_evidence", False)),
         state.get("guidance", ""),
+        state.get("goal", False),
     )
     return Send("judge", inp)
 

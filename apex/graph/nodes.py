@@ -27,6 +27,7 @@ from apex.graph.types import (
     CallRecord,
     Candidate,
     Critique,
+    GoalAssessment,
     JudgeInput,
     JudgeVerdict,
     LabeledCandidate,
@@ -163,17 +164,27 @@ def parse_verdict(inp: JudgeInput, result: ChatResult) -> JudgeVerdict | str:
     except ValidationError as exc:
         return f"judge output does not match the schema: {exc.errors()[0]['msg']}"
     scores = [s for s in scores if s.label in labels]
+    goal: GoalAssessment | None = None
+    if inp.goal:
+        try:
+            goal = GoalAssessment.model_validate(data)
+        except ValidationError as exc:
+            return f"goal assessment does not match the schema: {exc.errors()[0]['msg']}"
     if inp.mode == "select":
         selected = data.get("selected")
         if selected not in labels:
             return f"the judge selected an unknown label {selected!r}"
         return JudgeVerdict(
-            analysis=analysis, scores=scores, final_answer=labels[selected], selected=selected
+            analysis=analysis,
+            scores=scores,
+            final_answer=labels[selected],
+            selected=selected,
+            goal=goal,
         )
     final = str(data.get("final_answer") or "").strip()
     if not final:
         return "the judge's final_answer is empty"
-    return JudgeVerdict(analysis=analysis, scores=scores, final_answer=final)
+    return JudgeVerdict(analysis=analysis, scores=scores, final_answer=final, goal=goal)
 
 
 async def judge(inp: JudgeInput, deps: FusionDeps) -> JudgeOutcome:
@@ -184,7 +195,7 @@ async def judge(inp: JudgeInput, deps: FusionDeps) -> JudgeOutcome:
     request = ChatRequest(
         messages=judge_messages(inp),
         temperature=config.temperature,
-        json_schema=judge_schema([c.label for c in inp.candidates], inp.mode),
+        json_schema=judge_schema([c.label for c in inp.candidates], inp.mode, inp.goal),
         schema_name="verdict",
         max_tokens=config.max_tokens or max(deps.workflow.max_tokens, 1024),
     )

@@ -37,6 +37,11 @@ JUDGE_SYSTEM = (
 )
 JUDGE_TASK = "Then write the best final answer to the question, correcting what you found."
 SELECT_TASK = "Then select the single best candidate by its label; do not rewrite it."
+GOAL_TASK = (
+    " Finally decide whether the answer meets the objective and every success criterion: treat "
+    "completion as unproven until the answer shows it. Give reasons, list what is missing, and "
+    "name the blocker that prevents progress ('' if none)."
+)
 
 _POINTS: dict[str, Any] = {"type": "array", "items": {"type": "string"}, "maxItems": 4}
 
@@ -80,8 +85,9 @@ CRITIC_SCHEMA: dict[str, Any] = {
 }
 
 
-def judge_schema(labels: list[str], mode: str) -> dict[str, Any]:
-    """The judge's JSON schema; ``select`` adds the chosen label, ``judge`` a final answer."""
+def judge_schema(labels: list[str], mode: str, goal: bool = False) -> dict[str, Any]:
+    """The judge's JSON schema; ``select`` adds the chosen label, ``judge`` a final answer, and
+    ``goal`` the goal assessment (goal_met, reasons, missing, blocker)."""
     properties: dict[str, Any] = {
         "consensus": _POINTS,
         "contradictions": _POINTS,
@@ -110,6 +116,14 @@ def judge_schema(labels: list[str], mode: str) -> dict[str, Any]:
     else:
         properties["final_answer"] = {"type": "string", "minLength": 1}
         required.append("final_answer")
+    if goal:
+        properties |= {
+            "goal_met": {"type": "boolean"},
+            "reasons": _POINTS,
+            "missing": _POINTS,
+            "blocker": {"type": "string"},
+        }
+        required += ["goal_met", "reasons", "missing", "blocker"]
     return {"type": "object", "properties": properties, "required": required}
 
 
@@ -139,7 +153,7 @@ def _reviews_block(reviews: list[Review]) -> str:
 
 def judge_messages(inp: JudgeInput) -> list[Message]:
     """The judge's messages, built only from its own input type."""
-    task = SELECT_TASK if inp.mode == "select" else JUDGE_TASK
+    task = (SELECT_TASK if inp.mode == "select" else JUDGE_TASK) + (GOAL_TASK if inp.goal else "")
     parts = [f"Question:\n{inp.prompt}", f"Candidates:\n\n{_candidates_block(inp.candidates)}"]
     if inp.critiques:
         parts.append(f"Critics' reviews:\n{_reviews_block(inp.critiques)}")

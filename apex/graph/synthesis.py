@@ -74,6 +74,7 @@ def judge_input(
     critiques: list[Critique],
     hint_list: list[ReliabilityHint],
     guidance: str = "",
+    goal: bool = False,
 ) -> JudgeInput:
     """The judge's whole view: labels and texts, critics' reviews without critic names, hints."""
     reviews = [Review(label=r.label, problems=r.problems) for c in critiques for r in c.reviews]
@@ -84,6 +85,7 @@ def judge_input(
         critiques=[r for r in reviews if r.problems],
         hints=hint_list,
         guidance=guidance,
+        goal=goal,
     )
 
 
@@ -143,6 +145,7 @@ def build_result(
     texts = {labels[c.member]: c.text for c in ok}
     extracted = {label: extract(text, workflow.extraction) for label, text in texts.items()}
     answer, path, analysis = "", _panel_path(len(ok), workflow.quorum), Analysis()
+    goal = None
     scores: dict[str, float] = {}
     if path is None:
         if workflow.synthesis == "vote":
@@ -150,6 +153,7 @@ def build_result(
         elif outcome is not None and outcome.verdict is not None and outcome.path is not None:
             answer, path = outcome.verdict.final_answer, outcome.path
             analysis = outcome.verdict.analysis
+            goal = outcome.verdict.goal
             scores = {s.label: s.score for s in outcome.verdict.scores}
         else:
             answer, path = _vote(extracted, weights_by_label, texts, "vote_fallback", workflow)
@@ -184,6 +188,7 @@ def build_result(
         critiques=sorted(critiques, key=lambda c: c.index),
         calls=calls,
         judge_model=outcome.judge_model if outcome else None,
+        goal=goal,
         extracted=extracted,
         cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
         latency_s=latency_s,

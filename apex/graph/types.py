@@ -129,6 +129,19 @@ class ReliabilityHint(BaseModel):
     """A short human-readable summary of the record."""
 
 
+class GoalAssessment(BaseModel):
+    """The judge's view of a goal after a cycle (goal loops only)."""
+
+    goal_met: bool
+    """Whether the answer meets the objective and its success criteria."""
+    reasons: list[str] = Field(default_factory=list)
+    """Why it is, or is not, met."""
+    missing: list[str] = Field(default_factory=list)
+    """What is still missing."""
+    blocker: str = ""
+    """What prevents progress, '' when nothing does."""
+
+
 class JudgeInput(BaseModel):
     """Everything the judge may see, and nothing more."""
 
@@ -144,6 +157,8 @@ class JudgeInput(BaseModel):
     """Per-label reliability from evidence, when any exists."""
     guidance: str = ""
     """Extra instructions (e.g. a goal's success criteria)."""
+    goal: bool = False
+    """Also assess whether the goal is met (goal loops)."""
 
 
 class Analysis(BaseModel):
@@ -183,6 +198,8 @@ class JudgeVerdict(BaseModel):
     """The synthesized answer (select mode: the chosen candidate's text)."""
     selected: str | None = None
     """Select mode: the chosen label."""
+    goal: GoalAssessment | None = None
+    """Goal loops: whether the goal is met."""
 
 
 class CandidateReport(BaseModel):
@@ -235,6 +252,8 @@ class FusionResult(BaseModel):
     """Every model call of the cycle."""
     judge_model: str | None = None
     """The judge that produced the verdict, when one did."""
+    goal: GoalAssessment | None = None
+    """Goal loops: the judge's assessment of the goal (None when no judge answered)."""
     extracted: dict[str, str | None] = Field(default_factory=dict)
     """Extracted comparable answers by label (vote and fallbacks)."""
     cost_usd: float | None = None

@@ -7,10 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 
+def _properties(body: dict[str, Any]) -> dict[str, Any]:
+    schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
+    return dict(schema.get("properties", {}))
+
+
 def _labels(body: dict[str, Any]) -> list[str]:
     """The candidate labels, read from the judge schema the client sent."""
-    schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
-    items = schema.get("properties", {}).get("scores", {}).get("items", {})
+    items = _properties(body).get("scores", {}).get("items", {})
     return list(items.get("properties", {}).get("label", {}).get("enum", []))
 
 
@@ -19,8 +23,14 @@ def judge(
     *,
     select: str | None = None,
     score: float = 0.8,
+    goal_met: bool | Callable[[dict[str, Any]], bool] = False,
+    blocker: str = "",
 ) -> Callable[[dict[str, Any]], str]:
-    """A judge behaviour: a full analysis, a score per label, and ``answer`` (or ``select``)."""
+    """A judge behaviour: a full analysis, a score per label, and ``answer`` (or ``select``).
+
+    When the request's schema asks for a goal assessment, ``goal_met`` (a value or a callable
+    of the request body) and ``blocker`` answer it.
+    """
 
     def respond(body: dict[str, Any]) -> str:
         labels = _labels(body)
@@ -36,6 +46,14 @@ def judge(
             verdict["selected"] = select if select in labels else (labels[0] if labels else "A")
         else:
             verdict["final_answer"] = answer(body) if callable(answer) else answer
+        if "goal_met" in _properties(body):
+            met = goal_met(body) if callable(goal_met) else goal_met
+            verdict |= {
+                "goal_met": met,
+                "reasons": ["scripted"],
+                "missing": [] if met else ["more work"],
+                "blocker": blocker,
+            }
         return json.dumps(verdict)
 
     return respond
