@@ -1,0 +1,331 @@
+"""The evidence-weighting policy: how a model's record becomes the weight of its vote.
+
+How a panel's answers are fused
+-------------------------------
+Each panel model's answer is one vote; the fused answer is the weighted plurality: the answer
+whose voters' weights sum highest. Exact ties are broken by a hash of the question key and the
+answer, so a tie is settled the same way every time, but no letter or model is favoured across
+questions. A model that failed or abstained has no vote.
+
+Where a weight comes from
+-------------------------
+A weight is read from two aggregates of the model: its record in the task's category and its
+global record (category ``"*"``). Evidence is of two strengths, kept apart in the aggregate and
+combined here.
+
+1. Ground truth (a verified right/wrong verdict) drives a *learned, discriminative* weight. The
+   weights are those of a conditional-logit model of the gold answer given the votes
+   (P(answer) proportional to exp of the summed weights of its voters, over all options). Each
+   verdict takes one AdaGrad step: the model's weight moves by ``correct - support``, where
+   ``support`` is the probability the fused vote gave to the model's answer. A model is pushed up
+   when it is right more often than the panel already believed, and down when it only echoes
+   the others. This is what makes the policy robust to mixed panels: counting accuracy alone
+   (naive Bayes log-odds) treats ten correlated weak models as ten independent witnesses and
+   lets them outvote the best model; the discriminative weight learns that their agreement adds
+   little. The weight is the prior weight (1, i.e. plain majority before any evidence) plus a
+   global part plus a category part; the category part starts at 0 and moves slowly, so a sparse
+   category falls back on the model's global record (hierarchical shrinkage).
+   Ground-truth verdicts without a ``support`` (gold arriving where the fused distribution was not
+   kept) still count: for that fraction of the evidence the weight is the accuracy log-odds
+   corrected for the number of options, log(p (K - 1) / (1 - p)), clipped at 0, with the
+   category accuracy shrunk toward the global one.
+
+2. Agreement and judge scores are weak evidence: they tilt the weight, and the tilt fades as
+   ground truth accumulates (half of it is gone after ``gt_handover_events`` verdicts). A model's
+   agreement on a question is the share of the *other* panel members that gave the same answer
+   (agreement with a random peer), corrected for chance when the number of options K is known:
+   (share - 1/K) / (1 - 1/K). This reference is symmetric: it never includes the model's
+   own vote or the fused answer, so the weights cannot feed back into their own evidence
+   (self-training on the fused answer drifts, and can lock onto a weak model), and, unlike
+   agreement with the plurality of the others, it does not hold the best model to the weakest
+   reference. It is not recorded when fewer than three peers answered: with one or two, it
+   measures how alike two particular models are more than how accurate they are. A model earns
+   extra weight only where it agrees with its peers clearly more often than not (rate above
+   ``agreement_threshold``, 0.55 above chance, about 0.6 of peers on ten options; the category
+   rate is shrunk toward the global one); below, it keeps the prior weight. Agreement well above
+   one half means the model and its peers are mostly right; below it, agreement mostly measures
+   shared mistakes (a strong model among weak, correlated ones agrees with them least), so the
+   policy does not act on it and stays a plain majority vote. The margin over one half is for
+   correlated errors: models of one family agree on wrong answers far more often than chance,
+   and at one half such a cluster tilted ties against a stronger outsider (0.1 to 0.3 points
+   below majority on MMLU-Pro panels with one dominant model); with the margin it did not. The
+   judge's mean score moves the weight by at most ``judge_gain``.
+
+Other evidence (call failures, critic findings) is recorded in the same aggregates (failure rate,
+consecutive failures, decayed severity) for panel selection and reporting; it does not move vote
+weights, since a failed call already casts no vote and findings are not yet calibrated.
+
+All evidence decays with a half-life counted in the model's own events (see
+:data:`apex.evidence.aggregate.DEFAULT_HALF_LIFE_EVENTS`), so a model that changes is re-learned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from apex.evidence.aggregate import (
+    GLOBAL_CATEGORY,
+    AggregateStore,
+    EvidenceEvent,
+    EvidenceKind,
+    ModelAggregate,
+)
+
+DEFAULT_PRIOR_WEIGHT = 1.0
+"""Weight of a model with no evidence: equal weights make the vote a plain majority."""
+DEFAULT_MIN_WEIGHT = 0.0
+"""Lowest weight: a vote can be ignored but never counts against its answer."""
+DEFAULT_MAX_WEIGHT = 10.0
+"""Highest weight: a safety cap on the learned weight."""
+DEFAULT_SHRINKAGE_EVENTS = 20.0
+"""Pseudo-events pulling a category's rates toward the global rate (and the global toward the
+prior): a category with n events trusts itself n / (n + 20)."""
+DEFAULT_GT_HANDOVER_EVENTS = 20.0
+"""Ground-truth verdicts after which agreement and judge evidence keep half their influence."""
+DEFAULT_AGREEMENT_THRESHOLD = 0.55
+"""Chance-corrected peer-agreement rate above which a model earns extra weight (about 0.6 of
+peers agreeing on ten options; the margin over one half is for correlated errors)."""
+DEFAULT_AGREEMENT_GAIN = 6.0
+"""Extra weight per unit of agreement log-odds above the threshold."""
+DEFAULT_MIN_PEERS = 3
+"""Fewest other answering panel members for an agreement verdict: with one or two peers the
+rate measures how alike two particular models are (a family resemblance) more than accuracy."""
+DEFAULT_JUDGE_GAIN = 0.5
+"""Largest weight change from the judge's mean score (score 1: +gain, score 0: -gain)."""
+_TIE_TOLERANCE = 1e-9
+
+
+class WeightPolicy(BaseModel):
+    """Parameters of the weighting policy (see the module docstring for what each does)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    prior_weight: float = Field(default=DEFAULT_PRIOR_WEIGHT, ge=0)
+    """Weight of a model with no evidence."""
+    min_weight: float = Field(default=DEFAULT_MIN_WEIGHT, ge=0)
+    """Lowest weight returned."""
+    max_weight: float = Field(default=DEFAULT_MAX_WEIGHT, gt=0)
+    """Highest weight returned."""
+    shrinkage_events: float = Field(default=DEFAULT_SHRINKAGE_EVENTS, gt=0)
+    """Pseudo-events of category-to-global (and global-to-prior) shrinkage."""
+    gt_handover_events: float = Field(default=DEFAULT_GT_HANDOVER_EVENTS, gt=0)
+    """Ground-truth verdicts after which weak evidence keeps half its influence."""
+    agreement_threshold: float = Field(default=DEFAULT_AGREEMENT_THRESHOLD, gt=0, lt=1)
+    """Chance-corrected peer-agreement rate above which agreement earns extra weight."""
+    agreement_gain: float = Field(default=DEFAULT_AGREEMENT_GAIN, ge=0)
+    """Extra weight per unit of agreement log-odds above the threshold."""
+    judge_gain: float = Field(default=DEFAULT_JUDGE_GAIN, ge=0)
+    """Largest weight change from the judge's mean score."""
+
+
+DEFAULT_POLICY = WeightPolicy()
+"""The default policy."""
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-6), 1.0 - 1e-6)
+    return math.log(p / (1.0 - p))
+
+
+def _shrunk_rate(
+    cat_sum: float, cat_n: float, glob_sum: float, glob_n: float, prior: float, s: float
+) -> float:
+    """Category rate shrunk toward the global rate, itself shrunk toward ``prior``."""
+    glob = (glob_sum + s * prior) / (glob_n + s)
+    return (cat_sum + s * glob) / (cat_n + s)
+
+
+def model_weight(
+    cat_agg: ModelAggregate,
+    global_agg: ModelAggregate,
+    n_options: int | None = None,
+    policy: WeightPolicy = DEFAULT_POLICY,
+) -> float:
+    """The vote weight of a model on a question of ``cat_agg``'s category.
+
+    ``n_options`` is the question's number of options (None for free-form answers, read as 2);
+    it only matters for ground truth that came without a fused ``support``.
+    """
+    s = policy.shrinkage_events
+    learned = policy.prior_weight + global_agg.gt_weight
+    if cat_agg.category != GLOBAL_CATEGORY:
+        learned += cat_agg.gt_weight
+    weight = learned
+    if global_agg.gt_n > 0.0:
+        unsupported = max(0.0, global_agg.gt_n - global_agg.gt_supported) / global_agg.gt_n
+        if unsupported > 0.0:
+            acc = _shrunk_rate(
+                cat_agg.gt_correct, cat_agg.gt_n, global_agg.gt_correct, global_agg.gt_n, 0.5, s
+            )
+            k = max(n_options or 2, 2)
+            counted = min(max(_logit(acc) + math.log(k - 1), 0.0), policy.max_weight)
+            weight = (1.0 - unsupported) * learned + unsupported * counted
+    soft = 0.0
+    if global_agg.agree_n > 0.0:
+        thr = policy.agreement_threshold
+        agree = _shrunk_rate(
+            cat_agg.agree_sum, cat_agg.agree_n, global_agg.agree_sum, global_agg.agree_n, thr, s
+        )
+        soft += policy.agreement_gain * max(0.0, _logit(agree) - _logit(thr))
+    if global_agg.judge_n > 0.0:
+        judge = _shrunk_rate(
+            cat_agg.judge_sum, cat_agg.judge_n, global_agg.judge_sum, global_agg.judge_n, 0.5, s
+        )
+        soft += policy.judge_gain * 2.0 * (judge - 0.5)
+    if soft != 0.0:
+        weight += soft * policy.gt_handover_events / (policy.gt_handover_events + global_agg.gt_n)
+    return min(max(weight, policy.min_weight), policy.max_weight)
+
+
+def panel_weights(
+    store: AggregateStore,
+    models: Iterable[str],
+    category: str,
+    n_options: int | None = None,
+    policy: WeightPolicy = DEFAULT_POLICY,
+) -> dict[str, float]:
+    """The weight of each model on a question of ``category``, read from ``store``."""
+    return {
+        m: model_weight(store.get(m, category), store.get(m, GLOBAL_CATEGORY), n_options, policy)
+        for m in models
+    }
+
+
+def vote_scores(
+    answers: Mapping[str, str | None],
+    weights: Mapping[str, float],
+    default_weight: float = DEFAULT_PRIOR_WEIGHT,
+) -> dict[str, float]:
+    """Summed weight of each distinct answer (models answering None abstain)."""
+    scores: dict[str, float] = {}
+    for model, answer in answers.items():
+        if answer is not None:
+            scores[answer] = scores.get(answer, 0.0) + weights.get(model, default_weight)
+    return scores
+
+
+def top_answers(scores: Mapping[str, float]) -> list[str]:
+    """The answers tied at the highest score (empty when there is none)."""
+    if not scores:
+        return []
+    best = max(scores.values())
+    tol = _TIE_TOLERANCE * max(1.0, abs(best))
+    return [a for a, s in scores.items() if s >= best - tol]
+
+
+def tie_break(candidates: Iterable[str], tie_key: str = "") -> str:
+    """Pick one of tied answers: deterministic for a key, fair across keys (a hash)."""
+
+    def rank(answer: str) -> bytes:
+        return hashlib.blake2b(f"{tie_key}\x1f{answer}".encode(), digest_size=8).digest()
+
+    return min(candidates, key=rank)
+
+
+def weighted_vote(
+    answers: Mapping[str, str | None],
+    weights: Mapping[str, float],
+    *,
+    tie_key: str = "",
+    default_weight: float = DEFAULT_PRIOR_WEIGHT,
+) -> str | None:
+    """The weighted plurality answer, or None when every model abstained.
+
+    Models missing from ``weights`` weigh ``default_weight``. Exact ties are broken by
+    :func:`tie_break` with ``tie_key`` (use the question's id).
+    """
+    tied = top_answers(vote_scores(answers, weights, default_weight))
+    if not tied:
+        return None
+    return tied[0] if len(tied) == 1 else tie_break(tied, tie_key)
+
+
+def vote_distribution(
+    answers: Mapping[str, str | None],
+    weights: Mapping[str, float],
+    n_options: int | None = None,
+    default_weight: float = DEFAULT_PRIOR_WEIGHT,
+) -> dict[str, float]:
+    """Probability of each voted answer under the conditional-logit reading of the vote.
+
+    P(answer) is proportional to exp(summed weight of its voters); the ``n_options`` minus voted
+    options that got no vote share the rest (score 0). Only voted answers are returned.
+    """
+    scores = vote_scores(answers, weights, default_weight)
+    if not scores:
+        return {}
+    top = max(scores.values())
+    unvoted = max(0, (n_options or 0) - len(scores))
+    exp = {a: math.exp(s - top) for a, s in scores.items()}
+    total = sum(exp.values()) + unvoted * math.exp(-top)
+    return {a: e / total for a, e in exp.items()}
+
+
+def peer_agreement(
+    answers: Mapping[str, str | None],
+    min_peers: int = DEFAULT_MIN_PEERS,
+    n_options: int | None = None,
+) -> dict[str, float | None]:
+    """For each answering model: the share of the other answering models with the same answer.
+
+    With ``n_options`` the share is corrected for chance, (share - 1/K) / (1 - 1/K) floored at
+    0, so that agreement on four-option questions is not worth more than on ten-option ones.
+    None when fewer than ``min_peers`` other models answered (no usable reference).
+    """
+    counts = Counter(a for a in answers.values() if a is not None)
+    others = sum(counts.values()) - 1
+    if others < max(min_peers, 1):
+        return {m: None for m, a in answers.items() if a is not None}
+    chance = 1.0 / n_options if n_options else 0.0
+    return {
+        model: max(0.0, ((counts[answer] - 1) / others - chance) / (1.0 - chance))
+        for model, answer in answers.items()
+        if answer is not None
+    }
+
+
+def synthesis_events(
+    answers: Mapping[str, str | None],
+    category: str,
+    weights: Mapping[str, float],
+    *,
+    n_options: int | None = None,
+    gold: str | None = None,
+    kind: EvidenceKind = "answer",
+    default_weight: float = DEFAULT_PRIOR_WEIGHT,
+    min_peers: int = DEFAULT_MIN_PEERS,
+) -> list[EvidenceEvent]:
+    """The evidence one synthesis yields: one event per answering model.
+
+    Each event carries the model's :func:`peer_agreement`, the fused ``support`` of its answer
+    (the vote distribution under ``weights``, the weights the vote used) and, when ``gold`` is
+    given, whether it was right. ``kind`` is ``answer`` when the calls just succeeded, or
+    ``verdict`` for a judgement arriving later (events with nothing to report are then dropped).
+    """
+    agreement = peer_agreement(answers, min_peers, n_options)
+    dist = vote_distribution(answers, weights, n_options, default_weight)
+    events: list[EvidenceEvent] = []
+    for model, answer in answers.items():
+        if answer is None:
+            continue
+        correct = None if gold is None else answer == gold
+        agreed = agreement.get(model)
+        if kind == "verdict" and correct is None and agreed is None:
+            continue
+        events.append(
+            EvidenceEvent(
+                model=model,
+                category=category,
+                kind=kind,
+                correct=correct,
+                agreed=agreed,
+                support=dist[answer],
+                n_options=n_options,
+            )
+        )
+    return events

@@ -1,0 +1,326 @@
+"""Replay recorded panel answers through the evidence policy and measure it.
+
+The input is a CSV ``qid,category,n_options,gold,<one column per model>`` whose model cells are
+answer letters (``A``..) or ``null`` (no answer: the model abstains), e.g. the MMLU-Pro bench in
+``/work/shared/bench/mmlu-pro``. Questions are visited in a seeded random order; each is
+fused by weighted vote from the evidence gathered so far, then its outcome becomes evidence: with
+ground truth, every answer's verdict against the gold; without, only each answer's agreement with
+the other panel members (the share that gave the same answer). Baselines use hindsight or no
+learning: the best single model (the one best over the whole file), plain majority and the
+oracle (some model was right).
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import time
+from pathlib import Path
+
+from pydantic import BaseModel, Field
+
+from apex.errors import ApexError
+from apex.evidence.aggregate import GLOBAL_CATEGORY, AggregateStore
+from apex.evidence.memory import InMemoryAggregates
+from apex.evidence.policy import (
+    DEFAULT_POLICY,
+    WeightPolicy,
+    model_weight,
+    panel_weights,
+    synthesis_events,
+    tie_break,
+    top_answers,
+    vote_scores,
+)
+
+HEADER = ("qid", "category", "n_options", "gold")
+"""The fixed leading columns of an answers CSV; model columns follow."""
+NULL = "null"
+"""Cell value of a model that gave no answer."""
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+"""Answer letters, in option order (a question with K options uses the first K)."""
+
+
+class ReplayDataError(ApexError, ValueError):
+    """An answers CSV or a panel is invalid; the message names the file and the problem."""
+
+
+class AnswerTable(BaseModel):
+    """A validated answers CSV, column-oriented."""
+
+    source: str
+    """Path the table was read from."""
+    models: list[str]
+    """Model columns, in file order."""
+    qids: list[str]
+    """Question ids, in file order."""
+    categories: list[str]
+    """Category of each question."""
+    n_options: list[int]
+    """Number of options of each question."""
+    gold: list[str]
+    """Gold answer letter of each question."""
+    answers: list[list[str | None]]
+    """Per question, each model's letter (None: no answer), in ``models`` order."""
+
+
+def load_answers(path: str | os.PathLike[str]) -> AnswerTable:
+    """Read and validate an answers CSV; raises :class:`ReplayDataError` on any problem."""
+    where = str(path)
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise ReplayDataError(f"{where}: cannot read answers CSV: {exc}") from exc
+    if not rows:
+        raise ReplayDataError(f"{where}: empty file, expected header {','.join(HEADER)},<models>")
+    header = [h.strip() for h in rows[0]]
+    if tuple(header[:4]) != HEADER:
+        raise ReplayDataError(
+            f"{where}: header must start with {','.join(HEADER)}, got {','.join(header[:4])}"
+        )
+    models = header[4:]
+    if not models or any(not m for m in models):
+        raise ReplayDataError(f"{where}: header has an empty or no model column")
+    if len(set(models)) != len(models):
+        raise ReplayDataError(f"{where}: duplicate model column in header")
+    if len(rows) < 2:
+        raise ReplayDataError(f"{where}: no question rows after the header")
+    table = AnswerTable.model_construct(
+        source=where, models=models, qids=[], categories=[], n_options=[], gold=[], answers=[]
+    )
+    seen: set[str] = set()
+    for line, row in enumerate(rows[1:], start=2):
+        _parse_row(table, row, len(header), seen, f"{where}: line {line}")
+    return table
+
+
+def _parse_row(table: AnswerTable, row: list[str], width: int, seen: set[str], at: str) -> None:
+    if len(row) != width:
+        raise ReplayDataError(f"{at}: expected {width} fields, got {len(row)}")
+    qid, category, n_text, gold = (c.strip() for c in row[:4])
+    if not qid or qid in seen:
+        raise ReplayDataError(f"{at}: empty or duplicate qid {qid!r}")
+    if not category:
+        raise ReplayDataError(f"{at}: empty category")
+    try:
+        k = int(n_text)
+    except ValueError:
+        raise ReplayDataError(f"{at}: n_options {n_text!r} is not an integer") from None
+    if not 2 <= k <= len(LETTERS):
+        raise ReplayDataError(f"{at}: n_options {k} outside 2..{len(LETTERS)}")
+    valid = LETTERS[:k]
+    if gold not in valid:
+        raise ReplayDataError(f"{at}: gold {gold!r} is not one of the first {k} letters")
+    cells: list[str | None] = []
+    for model, cell in zip(table.models, row[4:], strict=True):
+        cell = cell.strip()
+        if cell == NULL:
+            cells.append(None)
+        elif len(cell) == 1 and cell in valid:
+            cells.append(cell)
+        else:
+            raise ReplayDataError(f"{at}: {model} answer {cell!r} is not null or one of {valid}")
+    seen.add(qid)
+    table.qids.append(qid)
+    table.categories.append(category)
+    table.n_options.append(k)
+    table.gold.append(gold)
+    table.answers.append(cells)
+
+
+class ModelStats(BaseModel):
+    """One panel model's record over the whole file."""
+
+    model: str
+    """The model."""
+    answered: int
+    """Questions it answered (non-null)."""
+    accuracy: float
+    """Percent right over all questions (a null counts as wrong)."""
+    accuracy_answered: float
+    """Percent right over the questions it answered."""
+    final_weight: float
+    """Its category-free weight after the replay."""
+
+
+class CurvePoint(BaseModel):
+    """Running accuracies (percent) after ``seen`` questions."""
+
+    seen: int
+    """Questions processed so far."""
+    policy: float
+    """Policy accuracy so far."""
+    majority: float
+    """Plain majority accuracy so far (ties at expected value)."""
+    best_single: float
+    """Accuracy so far of the model best over the whole file."""
+    oracle: float
+    """Share so far of questions some panel model got right."""
+
+
+class ReplayReport(BaseModel):
+    """What a replay measured. Accuracies are percentages of all questions."""
+
+    source: str
+    """The answers CSV."""
+    panel: list[str]
+    """Panel models, in the order given."""
+    seed: int
+    """Seed of the question order."""
+    ground_truth: bool
+    """Whether gold verdicts were fed back as evidence."""
+    n_questions: int
+    """Questions replayed."""
+    category_counts: dict[str, int]
+    """Questions per category."""
+    best_single_model: str
+    """The panel model best over the whole file (hindsight)."""
+    best_single: float
+    """Its accuracy."""
+    majority: float
+    """Plain majority vote; ties count at expected value (1/k if gold is among k tied)."""
+    majority_ties: int
+    """Questions where plain majority was tied."""
+    oracle: float
+    """Questions some panel model got right."""
+    policy: float
+    """The online policy, exact ties broken by a hash of the seed and question id."""
+    policy_ties_ev: float
+    """The policy with its exact ties counted at expected value, as for majority."""
+    policy_ties: int
+    """Questions where the policy's weighted vote was exactly tied."""
+    policy_by_category: dict[str, float]
+    """Policy accuracy within each category."""
+    models: list[ModelStats]
+    """Each panel model's record."""
+    curve: list[CurvePoint]
+    """Running accuracies, one point per ``curve_every`` questions and one at the end."""
+    elapsed_s: float = Field(ge=0)
+    """Wall time of the replay, loading excluded."""
+
+
+def run_replay(
+    path: str | os.PathLike[str] | AnswerTable,
+    panel: list[str] | None = None,
+    seed: int = 0,
+    ground_truth: bool = True,
+    store: AggregateStore | None = None,
+    policy: WeightPolicy = DEFAULT_POLICY,
+    curve_every: int = 50,
+) -> ReplayReport:
+    """Replay the questions of ``path`` (or a loaded table) online through ``policy``.
+
+    ``panel`` picks model columns (all by default). Evidence goes to ``store`` (a fresh
+    in-memory store by default), one batch per question.
+    """
+    table = path if isinstance(path, AnswerTable) else load_answers(path)
+    models = list(table.models) if panel is None else list(panel)
+    _check_panel(table, models)
+    store = InMemoryAggregates() if store is None else store
+    cols = [table.models.index(m) for m in models]
+    n = len(table.qids)
+    right = [sum(table.answers[q][c] == table.gold[q] for q in range(n)) for c in cols]
+    best_i = max(range(len(models)), key=lambda i: right[i])
+    order = list(range(n))
+    random.Random(seed).shuffle(order)
+
+    start = time.perf_counter()
+    tot = {"policy": 0.0, "policy_ev": 0.0, "majority": 0.0, "best": 0.0, "oracle": 0.0}
+    ties = {"policy": 0, "majority": 0}
+    cat_right: dict[str, float] = {}
+    curve: list[CurvePoint] = []
+    for seen, q in enumerate(order, start=1):
+        gold, cat, k = table.gold[q], table.categories[q], table.n_options[q]
+        row = table.answers[q]
+        answers = {m: row[c] for m, c in zip(models, cols, strict=True)}
+        voters = [m for m, a in answers.items() if a is not None]
+        tot["best"] += answers[models[best_i]] == gold
+        tot["oracle"] += gold in answers.values()
+        plain = top_answers(vote_scores(answers, {}))
+        ties["majority"] += len(plain) > 1
+        tot["majority"] += (gold in plain) / len(plain) if plain else 0.0
+        weights = panel_weights(store, voters, cat, k, policy)
+        tied = top_answers(vote_scores(answers, weights, policy.prior_weight))
+        if tied:
+            fused = tied[0] if len(tied) == 1 else tie_break(tied, f"{seed}:{table.qids[q]}")
+            ties["policy"] += len(tied) > 1
+            tot["policy"] += fused == gold
+            tot["policy_ev"] += (gold in tied) / len(tied)
+            cat_right[cat] = cat_right.get(cat, 0.0) + (fused == gold)
+            store.apply(
+                synthesis_events(
+                    answers,
+                    cat,
+                    weights,
+                    n_options=k,
+                    gold=gold if ground_truth else None,
+                    default_weight=policy.prior_weight,
+                )
+            )
+        if seen % curve_every == 0 or seen == n:
+            curve.append(
+                CurvePoint(
+                    seen=seen,
+                    policy=100 * tot["policy"] / seen,
+                    majority=100 * tot["majority"] / seen,
+                    best_single=100 * tot["best"] / seen,
+                    oracle=100 * tot["oracle"] / seen,
+                )
+            )
+    elapsed = time.perf_counter() - start
+
+    counts: dict[str, int] = {}
+    for cat in table.categories:
+        counts[cat] = counts.get(cat, 0) + 1
+    stats = []
+    for i, (m, c) in enumerate(zip(models, cols, strict=True)):
+        answered = sum(table.answers[q][c] is not None for q in range(n))
+        glob = store.get(m, GLOBAL_CATEGORY)
+        stats.append(
+            ModelStats(
+                model=m,
+                answered=answered,
+                accuracy=100 * right[i] / n,
+                accuracy_answered=100 * right[i] / answered if answered else 0.0,
+                final_weight=model_weight(glob, glob, None, policy),
+            )
+        )
+    return ReplayReport(
+        source=table.source,
+        panel=models,
+        seed=seed,
+        ground_truth=ground_truth,
+        n_questions=n,
+        category_counts=counts,
+        best_single_model=models[best_i],
+        best_single=100 * right[best_i] / n,
+        majority=100 * tot["majority"] / n,
+        majority_ties=ties["majority"],
+        oracle=100 * tot["oracle"] / n,
+        policy=100 * tot["policy"] / n,
+        policy_ties_ev=100 * tot["policy_ev"] / n,
+        policy_ties=ties["policy"],
+        policy_by_category={c: 100 * cat_right.get(c, 0.0) / counts[c] for c in sorted(counts)},
+        models=stats,
+        curve=curve,
+        elapsed_s=elapsed,
+    )
+
+
+def _check_panel(table: AnswerTable, panel: list[str]) -> None:
+    if not panel:
+        raise ReplayDataError(f"{table.source}: the panel is empty")
+    unknown = [m for m in panel if m not in table.models]
+    if unknown:
+        raise ReplayDataError(
+            f"{table.source}: panel model(s) {', '.join(unknown)} not in the file's columns"
+        )
+    if len(set(panel)) != len(panel):
+        raise ReplayDataError(f"{table.source}: the panel names a model twice")
+
+
+def default_data_path() -> Path:
+    """Where the shared MMLU-Pro bench answers live (may not exist)."""
+    return Path("/work/shared/bench/mmlu-pro/answers.csv")
