@@ -1,0 +1,230 @@
+"""Applying evidence in SQL: insert each event once, fold new ones into locked aggregates.
+
+Inside the caller's write transaction:
+
+1. events are inserted with ``ON CONFLICT (key) DO NOTHING ... RETURNING key``: an event whose
+   key is already stored (a replay after a crash) is skipped, and so is its aggregate update;
+2. the aggregates the new events touch (:func:`~apex.evidence.aggregate.aggregate_keys`: the
+   category's and the model's global ``"*"``) are created if missing, then read ``FOR UPDATE``
+   in key order (SQLite: the transaction's ``BEGIN IMMEDIATE`` lock already serializes writers);
+3. the events are folded with :func:`~apex.evidence.aggregate.apply_event`, in the caller's
+   order, and the rows written back.
+
+The aggregates table keeps the dumped :class:`ModelAggregate` in ``stats`` (so its fields change
+without a migration) and lifetime counts per event kind and failure kind in ``counts``.
+"""
+
+from __future__ import annotations
+
+import functools
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from apex.evidence.aggregate import (
+    DEFAULT_FOLD,
+    EvidenceEvent,
+    FoldParams,
+    ModelAggregate,
+    aggregate_keys,
+    apply_event,
+)
+from apex.store.tables import AGGREGATES, EVIDENCE, utcnow
+
+CHUNK = 500
+"""Rows per multi-row INSERT (well under SQLite's bound-parameter limit)."""
+
+AggKey = tuple[str, str]
+
+
+def event_key(event: EvidenceEvent, run_id: str | None, index: int) -> str:
+    """The event's unique key: its own ``key`` when it has one, else derived from the run.
+
+    Derived keys are ``{run_id}/{index}/{model}/{kind}``, stable when the same run's events are
+    replayed in the same order; events with neither a key nor a run get a random key (never
+    recognized as replays).
+    """
+    own = getattr(event, "key", None)
+    if isinstance(own, str) and own:
+        return own
+    if run_id is not None:
+        return f"{run_id}/{index}/{event.model}/{event.kind}"
+    return f"anon/{uuid.uuid4().hex}"
+
+
+def insert_ignore(
+    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
+) -> sa.Insert:
+    """``INSERT ... VALUES (rows) ON CONFLICT (keys) DO NOTHING`` for this connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return (
+            postgresql.insert(table).values(list(rows)).on_conflict_do_nothing(index_elements=keys)
+        )
+    if conn.dialect.name == "sqlite":
+        return sqlite.insert(table).values(list(rows)).on_conflict_do_nothing(index_elements=keys)
+    raise NotImplementedError(f"the evidence store does not support {conn.dialect.name}")
+
+
+def event_counts(event: EvidenceEvent) -> list[str]:
+    """The lifetime counters an event increments: its kind, and ``failure:KIND`` for failures."""
+    names: list[str] = [event.kind]
+    if event.kind == "failure" and event.failure_kind is not None:
+        names.append(f"failure:{event.failure_kind}")
+    return names
+
+
+KEYS_PER_QUERY = 200
+"""Aggregate keys per keyed lookup."""
+
+
+def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+@functools.lru_cache(maxsize=KEYS_PER_QUERY)
+def _keyed_select(n: int) -> sa.Select[Any]:
+    """The select of ``n`` aggregate rows by key, built once per ``n`` (binds m0, c0, ...)."""
+    return (
+        sa.select(
+            AGGREGATES.c.model, AGGREGATES.c.category, AGGREGATES.c.stats, AGGREGATES.c.counts
+        )
+        .where(
+            sa.or_(
+                *(
+                    sa.and_(
+                        AGGREGATES.c.model == sa.bindparam(f"m{i}"),
+                        AGGREGATES.c.category == sa.bindparam(f"c{i}"),
+                    )
+                    for i in range(n)
+                )
+            )
+        )
+        .order_by(AGGREGATES.c.model, AGGREGATES.c.category)
+    )
+
+
+def keyed_aggregates(keys: Sequence[AggKey]) -> Iterable[tuple[sa.Select[Any], dict[str, str]]]:
+    """Selects (with their parameters) of the aggregate rows with these keys, in key order.
+
+    Written as ``(model = ? AND category = ?) OR ...`` so that SQLite and PostgreSQL both use the
+    primary key (SQLite scans the whole table for a row-value ``IN``).
+    """
+    for chunk in _chunks(keys, KEYS_PER_QUERY):
+        params: dict[str, str] = {}
+        for i, (model, category) in enumerate(chunk):
+            params[f"m{i}"], params[f"c{i}"] = model, category
+        yield _keyed_select(len(chunk)), params
+
+
+def _insert_new(
+    conn: Connection, keyed: dict[str, EvidenceEvent], run_id: str | None, now: datetime
+) -> set[str]:
+    rows = [
+        {
+            "key": key,
+            "run_id": run_id,
+            "created_at": now,
+            "model": event.model,
+            "category": event.category,
+            "kind": event.kind,
+            "data": event.model_dump(mode="json", exclude_defaults=True),
+        }
+        for key, event in sorted(keyed.items())  # one lock order for every writer
+    ]
+    inserted: set[str] = set()
+    for chunk in _chunks(rows):
+        statement = insert_ignore(conn, EVIDENCE, chunk, ["key"]).returning(EVIDENCE.c.key)
+        inserted.update(conn.execute(statement).scalars())
+    return inserted
+
+
+def _lock_aggregates(
+    conn: Connection, targets: list[AggKey], now: datetime
+) -> dict[AggKey, tuple[ModelAggregate, dict[str, int]]]:
+    """Create missing aggregate rows, then read all of them under a row lock."""
+    missing = [
+        {
+            "model": model,
+            "category": category,
+            "stats": ModelAggregate.empty(model, category).model_dump(mode="json"),
+            "counts": {},
+            "events": 0,
+            "updated_at": now,
+        }
+        for model, category in targets
+    ]
+    for chunk in _chunks(missing):
+        conn.execute(insert_ignore(conn, AGGREGATES, chunk, ["model", "category"]))
+    rows = [
+        row
+        for query, params in keyed_aggregates(targets)
+        for row in conn.execute(query.with_for_update(), params)
+    ]
+    return {
+        (row.model, row.category): (
+            ModelAggregate.model_validate(row.stats),
+            dict(row.counts or {}),
+        )
+        for row in rows
+    }
+
+
+def apply_events(
+    conn: Connection,
+    events: Iterable[EvidenceEvent],
+    params: FoldParams | None = None,
+    *,
+    run_id: str | None = None,
+    now: datetime | None = None,
+) -> int:
+    """Store new events and fold them into their aggregates; how many were new."""
+    stamp = now or utcnow()
+    keyed: dict[str, EvidenceEvent] = {}
+    for index, event in enumerate(events):
+        keyed.setdefault(event_key(event, run_id, index), event)
+    if not keyed:
+        return 0
+    inserted = _insert_new(conn, keyed, run_id, stamp)
+    fresh = [event for key, event in keyed.items() if key in inserted]  # caller's order
+    if not fresh:
+        return 0
+    targets = sorted({agg for event in fresh for agg in aggregate_keys(event)})
+    state = _lock_aggregates(conn, targets, stamp)
+    fold = params or DEFAULT_FOLD
+    for event in fresh:
+        for target in aggregate_keys(event):
+            agg, counts = state[target]
+            for name in event_counts(event):
+                counts[name] = counts.get(name, 0) + 1
+            state[target] = (apply_event(agg, event, fold), counts)
+    conn.execute(
+        sa.update(AGGREGATES)
+        .where(
+            AGGREGATES.c.model == sa.bindparam("k_model"),
+            AGGREGATES.c.category == sa.bindparam("k_category"),
+        )
+        .values(
+            stats=sa.bindparam("v_stats"),
+            counts=sa.bindparam("v_counts"),
+            events=sa.bindparam("v_events"),
+            updated_at=sa.bindparam("v_updated_at"),
+        ),
+        [
+            {
+                "k_model": model,
+                "k_category": category,
+                "v_stats": agg.model_dump(mode="json"),
+                "v_counts": counts,
+                "v_events": agg.events,
+                "v_updated_at": stamp,
+            }
+            for (model, category), (agg, counts) in state.items()
+        ],
+    )
+    return len(fresh)

@@ -1,0 +1,191 @@
+"""The evidence store: runs, calls, candidates, critiques, evidence and aggregates in SQL.
+
+:class:`EvidenceStore` is the SQL implementation of the
+:class:`~apex.evidence.aggregate.AggregateStore` protocol, plus what the rest of APEX records and
+reads: ``record_fusion`` writes a whole cycle and its evidence in one transaction (idempotent on
+``run_id`` and on each event's ``key``), ``run`` reads one back, ``leaderboard`` summarizes the
+aggregates, ``prune`` applies retention. The schema migrates itself to head on first use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import timedelta
+from types import TracebackType
+
+import sqlalchemy as sa
+from sqlalchemy import exc
+
+from apex.evidence.aggregate import EvidenceEvent, FoldParams, ModelAggregate
+from apex.graph.types import FusionResult
+from apex.store import migrate
+from apex.store.apply import AggKey, apply_events, insert_ignore, keyed_aggregates
+from apex.store.engine import (
+    create_store_engine,
+    mask_url,
+    read_transaction,
+    resolve_db_url,
+    store_error,
+    write_transaction,
+)
+from apex.store.leaderboard import LeaderboardRow, leaderboard_rows
+from apex.store.prune import PruneReport, prune
+from apex.store.rows import run_rows
+from apex.store.runs import StoredRun, load_run
+from apex.store.tables import CALLS, CANDIDATES, CRITIQUES, RUNS, utcnow
+
+
+class EvidenceStore:
+    """Evidence and run history in SQLite (default) or PostgreSQL; safe across processes.
+
+    ``url`` wins, else ``APEX_DB``, else ``workflow_db`` (a workflow's ``db`` key), else
+    ``$APEX_HOME/apex.db``. Every failure raises :class:`~apex.errors.StoreError`.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        workflow_db: str | None = None,
+        params: FoldParams | None = None,
+        migrate: bool = True,
+    ) -> None:
+        self.url = resolve_db_url(url, workflow_db)
+        """The database URL (may hold a password: show :attr:`masked_url` instead)."""
+        self.params = params
+        """How events are folded (None: ``DEFAULT_FOLD``)."""
+        self.engine = create_store_engine(self.url)
+        """The SQLAlchemy engine."""
+        if migrate:
+            self.upgrade()
+
+    @property
+    def masked_url(self) -> str:
+        """The URL with any password masked, for messages."""
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"EvidenceStore({self.masked_url!r})"
+
+    def close(self) -> None:
+        """Release pooled connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> EvidenceStore:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def revision(self) -> str | None:
+        """The schema's current revision (None before the first migration)."""
+        return migrate.current_revision(self.engine)
+
+    def upgrade(self) -> str | None:
+        """Migrate the schema to head (a no-op when there); the revision afterwards."""
+        migrate.ensure_schema(self.engine)
+        return migrate.head_revision()
+
+    def record_fusion(self, result: FusionResult, events: Sequence[EvidenceEvent]) -> None:
+        """Record a whole cycle and apply its evidence, in one transaction.
+
+        Idempotent on ``run_id``: a run already stored was stored with its events in the same
+        transaction, so a replay writes nothing at all (whatever the order of its events).
+        Each event is also unique on its key (see :func:`~apex.store.apply.event_key`).
+        """
+        rows = run_rows(result, utcnow())
+        try:
+            with write_transaction(self.engine) as conn:
+                inserted = conn.execute(
+                    insert_ignore(conn, RUNS, [rows.run], ["run_id"]).returning(RUNS.c.run_id)
+                ).first()
+                if inserted is None:
+                    return
+                for table, values in (
+                    (CALLS, rows.calls),
+                    (CANDIDATES, rows.candidates),
+                    (CRITIQUES, rows.critiques),
+                ):
+                    if values:
+                        conn.execute(sa.insert(table), values)
+                apply_events(conn, events, self.params, run_id=result.run_id)
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.url, f"recording run {result.run_id}") from error
+
+    def apply(self, events: Iterable[EvidenceEvent], *, run_id: str | None = None) -> None:
+        """Store events and fold them into their aggregates, in order, in one transaction.
+
+        Events already stored (same key; see :func:`~apex.store.apply.event_key`) are skipped
+        with their aggregate update, so replaying a batch never counts it twice.
+        """
+        self.apply_count(events, run_id=run_id)
+
+    def apply_count(self, events: Iterable[EvidenceEvent], *, run_id: str | None = None) -> int:
+        """:meth:`apply`, returning how many events were new."""
+        batch = list(events)
+        if not batch:
+            return 0
+        try:
+            with write_transaction(self.engine) as conn:
+                return apply_events(conn, batch, self.params, run_id=run_id)
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.url, "applying evidence") from error
+
+    def get(self, model: str, category: str) -> ModelAggregate:
+        """The aggregate of ``model`` in ``category`` (empty when there is no evidence)."""
+        return self.get_many([model], category)[model]
+
+    def get_many(self, models: Sequence[str], category: str) -> dict[str, ModelAggregate]:
+        """Aggregates of several models in one category, in one keyed query."""
+        found = self.get_keys((m, category) for m in models)
+        return {model: agg for (model, _), agg in found.items()}
+
+    def get_keys(self, keys: Iterable[tuple[str, str]]) -> dict[AggKey, ModelAggregate]:
+        """Aggregates by ``(model, category)`` in one keyed query; empty ones where missing.
+
+        A panel's weights need each model's category and global (``"*"``) aggregates: pass both
+        keys per model to read them all at once.
+        """
+        wanted = list(dict.fromkeys(keys))
+        if not wanted:
+            return {}
+        try:
+            with read_transaction(self.engine) as conn:
+                found = {
+                    (r.model, r.category): r.stats
+                    for query, params in keyed_aggregates(wanted)
+                    for r in conn.execute(query, params)
+                }
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.url, "reading aggregates") from error
+        return {
+            key: ModelAggregate.model_validate(found[key])
+            if key in found
+            else ModelAggregate.empty(*key)
+            for key in wanted
+        }
+
+    def run(self, run_id: str) -> StoredRun | None:
+        """The stored run ``run_id`` (models, labels, extracted answers...), or None."""
+        try:
+            with read_transaction(self.engine) as conn:
+                return load_run(conn, run_id)
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.url, f"reading run {run_id}") from error
+
+    def leaderboard(self, category: str | None = None) -> list[LeaderboardRow]:
+        """Per-model rows for ``category`` (None: every category), best mean score first."""
+        try:
+            with read_transaction(self.engine) as conn:
+                return leaderboard_rows(conn, category)
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.url, "reading the leaderboard") from error
+
+    def prune(self, older_than: timedelta) -> PruneReport:
+        """Drop raw rows older than ``older_than`` (aggregates kept), then vacuum."""
+        return prune(self.engine, older_than)

@@ -1,0 +1,225 @@
+"""The evidence store's tables (SQLModel), as they stand at the newest migration.
+
+Alembic owns the schema (``store/versions``); these classes describe its head so that reads and
+writes are typed, and a test checks that they match the migrations exactly.
+
+    runs         one row per fusion cycle (prompt and answer blanked by pruning)
+    calls        every model call of a run
+    candidates   every panel member's answer, with its label, score and extracted answer
+    critiques    one row per problem a critic found in a candidate
+    evidence     one row per evidence event, unique on ``key``
+    aggregates   running per-(model, category) statistics (a JSON ``stats`` column)
+
+Timestamps are naive UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+"""Constraint names, so that migrations and tables agree on every backend."""
+
+metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+"""The store's own metadata (not ``SQLModel.metadata``, which other packages may share)."""
+
+
+class StoreModel(SQLModel, registry=registry(metadata=metadata)):
+    """Base of the store's tables, bound to :data:`metadata`."""
+
+
+def utcnow() -> datetime:
+    """The current time as naive UTC, the way every timestamp is stored."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+class RunRow(StoreModel, table=True):
+    """One fusion cycle."""
+
+    __tablename__ = "runs"
+
+    run_id: str = Field(primary_key=True)
+    """The run's unique id (``FusionResult.run_id``)."""
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=sa.DateTime)
+    """When it was recorded."""
+    workflow: str
+    """Workflow name."""
+    category: str
+    """Task category."""
+    status: str
+    """``ok`` or ``failed``."""
+    synthesis_path: str
+    """Which path produced the answer."""
+    prompt: str = Field(default="", sa_type=sa.Text)
+    """The prompt ('' once pruned)."""
+    answer: str = Field(default="", sa_type=sa.Text)
+    """The final answer ('' once pruned or failed)."""
+    analysis: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    """The judge's structured analysis ({} once pruned)."""
+    cost_usd: float | None = None
+    """Total cost, None when unknown."""
+    latency_s: float = 0.0
+    """Wall time of the cycle."""
+    judge_model: str | None = None
+    """The judge that produced the verdict."""
+    pruned_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    """When its texts and raw rows were dropped by retention (migration 0002)."""
+
+
+class CallRow(StoreModel, table=True):
+    """One model call made during a run."""
+
+    __tablename__ = "calls"
+
+    id: int | None = Field(default=None, primary_key=True)
+    """Row id."""
+    run_id: str = Field(foreign_key="runs.run_id", index=True)
+    """The run."""
+    seq: int
+    """Order within the run."""
+    role: str
+    """panel, critic or judge."""
+    model: str
+    """``provider:model``."""
+    member: int | None = None
+    """Panel index for panel calls."""
+    ok: bool
+    """Whether it produced a usable answer."""
+    failure_kind: str | None = None
+    """Typed failure, when it failed."""
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    """One-line failure message."""
+    latency_s: float = 0.0
+    """Wall time, retries included."""
+    prompt_tokens: int | None = None
+    """Prompt tokens as reported."""
+    completion_tokens: int | None = None
+    """Completion tokens as reported."""
+    cost_usd: float | None = None
+    """Cost, None when unknown."""
+    attempts: int = 1
+    """HTTP attempts."""
+
+
+class CandidateRow(StoreModel, table=True):
+    """A panel member's answer in a run."""
+
+    __tablename__ = "candidates"
+
+    id: int | None = Field(default=None, primary_key=True)
+    """Row id."""
+    run_id: str = Field(foreign_key="runs.run_id", index=True)
+    """The run."""
+    member: int
+    """Panel index."""
+    label: str | None = None
+    """Anonymous label the judge saw (None for failed members)."""
+    model: str
+    """``provider:model``."""
+    ok: bool
+    """Whether it produced an answer."""
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    """Failure kind and message."""
+    text: str = Field(default="", sa_type=sa.Text)
+    """The answer ('' once pruned)."""
+    extracted: str | None = None
+    """The comparable answer extracted from it (vote and fallbacks)."""
+    score: float | None = None
+    """The judge's score."""
+    latency_s: float = 0.0
+    """Call wall time."""
+    tokens: int | None = None
+    """Total tokens."""
+    cost_usd: float | None = None
+    """Call cost."""
+
+
+class CritiqueRow(StoreModel, table=True):
+    """One problem a critic found in one candidate."""
+
+    __tablename__ = "critiques"
+
+    id: int | None = Field(default=None, primary_key=True)
+    """Row id."""
+    run_id: str = Field(foreign_key="runs.run_id", index=True)
+    """The run."""
+    critic_model: str
+    """The critic's ``provider:model``."""
+    critic_index: int
+    """Index in the workflow's critics."""
+    label: str
+    """The reviewed candidate's label."""
+    candidate_model: str | None = None
+    """The reviewed candidate's model (None if the label matched no candidate)."""
+    type: str
+    """Problem type."""
+    severity: str
+    """low, medium or high."""
+    detail: str = Field(default="", sa_type=sa.Text)
+    """What is wrong."""
+
+
+class EvidenceRow(StoreModel, table=True):
+    """One evidence event; ``key`` makes replays harmless."""
+
+    __tablename__ = "evidence"
+
+    id: int | None = Field(default=None, primary_key=True)
+    """Row id."""
+    key: str = Field(unique=True)
+    """The event's unique key."""
+    run_id: str | None = Field(default=None, index=True)
+    """The run it came from, if any."""
+    created_at: datetime = Field(default_factory=utcnow, index=True, sa_type=sa.DateTime)
+    """When it was recorded."""
+    model: str
+    """The model it is about."""
+    category: str
+    """Task category."""
+    kind: str
+    """What kind of evidence."""
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    """The whole event, as JSON."""
+
+
+class AggregateRow(StoreModel, table=True):
+    """A model's running statistics in one category (``*`` = every category)."""
+
+    __tablename__ = "aggregates"
+
+    model: str = Field(primary_key=True)
+    """``provider:model``."""
+    category: str = Field(primary_key=True)
+    """Task category, or ``*``."""
+    stats: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    """The ``ModelAggregate``, dumped: its fields change without a migration."""
+    counts: dict[str, int] = Field(default_factory=dict, sa_type=sa.JSON)
+    """Lifetime (undecayed) counts by event kind and ``failure:KIND``, for the leaderboard."""
+    events: int = 0
+    """Evidence events applied to it."""
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    """When it last changed."""
+
+
+RUNS = metadata.tables["runs"]
+"""The ``runs`` table, for Core statements."""
+CALLS = metadata.tables["calls"]
+"""The ``calls`` table."""
+CANDIDATES = metadata.tables["candidates"]
+"""The ``candidates`` table."""
+CRITIQUES = metadata.tables["critiques"]
+"""The ``critiques`` table."""
+EVIDENCE = metadata.tables["evidence"]
+"""The ``evidence`` table."""
+AGGREGATES = metadata.tables["aggregates"]
+"""The ``aggregates`` table."""
