@@ -7,16 +7,20 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from apex.errors import ConfigError
+from apex.evidence.live import fusion_events
+from apex.evidence.panel import read_selection, store_weights
 from apex.graph.builder import FusionState, build_fusion_graph
 from apex.graph.nodes import FusionDeps, WeightSource
 from apex.graph.types import Candidate, Critique, FusionResult
 from apex.models.client import ModelClient
+from apex.store import EvidenceStore
 from apex.workflow import CriticConfig, JudgeConfig, PanelMember, Workflow, load_workflow
 
 _GRAPH = build_fusion_graph()
@@ -108,10 +112,14 @@ async def fuse(
     on_event: EventHandler | None = None,
     seed: int | None = None,
     run_id: str | None = None,
+    store: EvidenceStore | None = None,
+    expected: str | None = None,
 ) -> FusionResult:
     """Run one fusion cycle: panel in parallel, critics, blind judge, synthesis.
 
-    Failures of individual calls are data in the result; a result whose ``synthesis_path`` is
+    With a ``store``, the panel is chosen and weighted by its record, and the cycle with its
+    evidence is recorded afterwards (``expected``, when known, is ground truth). Failures of
+    individual calls are data in the result; a result whose ``synthesis_path`` is
     ``all_panel_failed`` or ``quorum_failed`` has no answer. Configuration errors raise.
     """
     wf = resolve_workflow(workflow)
@@ -119,6 +127,11 @@ async def fuse(
     client = client or ModelClient(wf)
     try:
         check_workflow(wf, client)
+        cat = category or wf.category
+        skipped: dict[int, str] = {}
+        if store is not None:
+            weights = weights or store_weights(store)
+            skipped = await read_selection(store, wf, cat, datetime.now(UTC).replace(tzinfo=None))
         deps = FusionDeps(
             client=client,
             workflow=wf,
@@ -128,7 +141,8 @@ async def fuse(
         state: FusionState = {
             "run_id": run_id or uuid.uuid4().hex,
             "prompt": prompt,
-            "category": category or wf.category,
+            "category": cat,
+            "skipped": skipped,
             "context": context,
             "guidance": guidance,
             "goal": goal,
@@ -146,6 +160,9 @@ async def fuse(
                     result = event.data
         if result is None:  # pragma: no cover - finalize always runs
             raise ConfigError("the fusion graph ended without a result")
+        if store is not None:
+            events = fusion_events(result, wf.extraction, expected=expected)
+            await asyncio.to_thread(store.record_fusion, result, events)
         return result
     finally:
         if owned:

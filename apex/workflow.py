@@ -21,6 +21,8 @@ DEFAULT_MAX_RETRIES = 3
 DEFAULT_CONCURRENCY = 8
 DEFAULT_MAX_TOKENS = 512
 MAX_PANEL = 8
+DEFAULT_COOLDOWN_FAILURES = 3
+DEFAULT_COOLDOWN_S = 300.0
 
 _MODEL_SPEC = re.compile(r"^[A-Za-z0-9_.-]+:.+$")
 
@@ -146,6 +148,12 @@ class Workflow(_Strict):
     """Default token cap per call."""
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
     """Bound on concurrent calls in one cycle."""
+    selection: Literal["all", "budget"] = "all"
+    """budget: leave out members whose record says they add nothing (see apex.evidence.panel)."""
+    cooldown_failures: int = Field(default=DEFAULT_COOLDOWN_FAILURES, ge=1)
+    """Skip a member after this many failed calls in a row..."""
+    cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0)
+    """...until this many seconds have passed; then it is tried again."""
     db: str | None = None
     """Database URL for the evidence store (``--db`` and ``APEX_DB`` take precedence)."""
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)

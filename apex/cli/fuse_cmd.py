@@ -19,6 +19,7 @@ from apex.fusion import FusionEvent, check_workflow, fuse, resolve_workflow
 from apex.graph.types import Candidate, FusionResult
 from apex.models.client import ModelClient
 from apex.models.local import DEMO_MODEL_NOTE
+from apex.store import EvidenceStore
 from apex.workflow import Workflow
 
 DEFAULT_BATCH_CONCURRENCY = 4
@@ -130,7 +131,11 @@ def read_batch(path: Path) -> list[dict[str, Any]]:
 
 
 async def _batch(
-    items: list[dict[str, Any]], workflow: Workflow, concurrency: int, category: str | None
+    items: list[dict[str, Any]],
+    workflow: Workflow,
+    concurrency: int,
+    category: str | None,
+    store: EvidenceStore | None,
 ) -> int:
     gate = asyncio.Semaphore(concurrency)
     failures = 0
@@ -140,11 +145,14 @@ async def _batch(
         async def one(item: dict[str, Any]) -> None:
             nonlocal failures
             async with gate:
+                expected = item.get("expected")
                 result = await fuse(
                     item["prompt"],
                     workflow=workflow,
                     client=client,
                     category=item.get("category") or category,
+                    store=store,
+                    expected=None if expected is None else str(expected),
                 )
             failures += not result.ok
             line = {"id": item["id"], "expected": item.get("expected")} | result_json(result)
@@ -174,17 +182,25 @@ def fuse_command(
         int, typer.Option(min=1, help="Fusions in flight with --batch.")
     ] = DEFAULT_BATCH_CONCURRENCY,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: Annotated[
+        str | None, typer.Option(help="Evidence store URL (else APEX_DB, workflow db, default).")
+    ] = None,
+    record: Annotated[
+        bool, typer.Option(help="Read weights from and record evidence to the store.")
+    ] = True,
 ) -> None:
     """Fuse a panel's answers: parallel panel, critics, blind judge, synthesis."""
     critics = [] if critic == "" else _split(critic)  # --critic '' removes the critics
     wf = resolve_workflow(workflow, panel=_split(panel), judge=judge, critics=critics)
-    if batch is not None:
-        failed = run(_batch(read_batch(batch), wf, concurrency, category))
-        raise typer.Exit(1 if failed else 0)
-    if not prompt:
+    if batch is None and not prompt:
         fail("give a PROMPT, or --batch FILE.jsonl")
+    store = EvidenceStore(db, workflow_db=wf.db) if record else None
+    if batch is not None:
+        failed = run(_batch(read_batch(batch), wf, concurrency, category, store))
+        raise typer.Exit(1 if failed else 0)
+    assert prompt is not None
     if json_out:
-        result = run(fuse(prompt, workflow=wf, category=category))
+        result = run(fuse(prompt, workflow=wf, category=category, store=store))
         print_json(result_json(result))
     else:
         progress = _Progress(wf)
@@ -194,7 +210,9 @@ def fuse_command(
                 progress.update(event)
                 live.update(progress.table())
 
-            result = run(fuse(prompt, workflow=wf, category=category, on_event=on_event))
+            result = run(
+                fuse(prompt, workflow=wf, category=category, on_event=on_event, store=store)
+            )
         _show(result)
         if any(c.model.startswith("local:smollm2") for c in result.candidates):
             console.print(f"[dim]{DEMO_MODEL_NOTE}[/dim]")

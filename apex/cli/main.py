@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from apex import __version__
-from apex.cli import db_cmd, fuse_cmd, models_cmd
+from apex.cli import db_cmd, feedback_cmd, fuse_cmd, models_cmd
 
 app = typer.Typer(
     name="apex",
@@ -18,6 +18,7 @@ app.command("models")(models_cmd.models)
 app.command("ask")(models_cmd.ask)
 app.command("fuse")(fuse_cmd.fuse_command)
 app.add_typer(db_cmd.app, name="db")
+app.command("feedback")(feedback_cmd.feedback)
 
 
 def _version(value: bool) -> None:

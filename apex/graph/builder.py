@@ -38,6 +38,7 @@ class FusionState(TypedDict, total=False):
     context: str
     guidance: str
     goal: bool
+    skipped: dict[int, str]
     started: float
     candidates: Annotated[list[Candidate], operator.add]
     labels: dict[int, str]
@@ -49,6 +50,7 @@ class FusionState(TypedDict, total=False):
 
 
 def _fan_out_panel(state: FusionState, runtime: Runtime[FusionDeps]) -> list[Send]:
+    skipped = state.get("skipped", {})
     return [
         Send(
             "generate",
@@ -57,6 +59,7 @@ def _fan_out_panel(state: FusionState, runtime: Runtime[FusionDeps]) -> list[Sen
             ),
         )
         for i, spec in enumerate(runtime.context.workflow.panel)
+        if i not in skipped
     ]
 
 
@@ -143,6 +146,7 @@ def _finalize(state: FusionState, runtime: Runtime[FusionDeps]) -> dict[str, Any
         critiques=state.get("critiques", []),
         outcome=state.get("outcome"),
         weights_by_label=state.get("label_weights", {}),
+        skipped=state.get("skipped", {}),
         latency_s=time.time() - state.get("started", time.time()),
     )
     return {"result": result}

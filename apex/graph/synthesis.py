@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import random
-from collections import defaultdict
 from collections.abc import Mapping
 
+from apex.evidence.policy import top_answers, vote_scores
 from apex.graph.extract import extract
 from apex.graph.nodes import JudgeOutcome
 from apex.graph.types import (
@@ -97,27 +97,15 @@ def weighted_plurality(
     Labels without an extractable answer abstain. Ties go to the answer whose single heaviest
     supporter weighs most, then to the earliest label, so the outcome is deterministic.
     """
-    totals: dict[str, float] = defaultdict(float)
-    supporters: dict[str, list[str]] = defaultdict(list)
-    for label, answer in sorted(answers.items()):
-        if answer is not None:
-            totals[answer] += max(weights.get(label, 1.0), 0.0)
-            supporters[answer].append(label)
-    if not totals:
+    tied = top_answers(vote_scores(answers, weights))
+    if not tied:
         return None, []
-    best = max(
-        totals,
-        key=lambda a: (
-            totals[a],
-            max(weights.get(x, 1.0) for x in supporters[a]),
-            _neg(supporters[a]),
-        ),
+    supporters = {a: sorted(lb for lb, x in answers.items() if x == a) for a in tied}
+    best = min(
+        tied,
+        key=lambda a: (-max(weights.get(lb, 1.0) for lb in supporters[a]), supporters[a][0]),
     )
     return best, supporters[best]
-
-
-def _neg(labels: list[str]) -> tuple[int, ...]:
-    return tuple(-ord(ch) for ch in labels[0])
 
 
 def best_record(by_label: Mapping[str, float]) -> str | None:
@@ -139,6 +127,7 @@ def build_result(
     outcome: JudgeOutcome | None,
     weights_by_label: Mapping[str, float],
     latency_s: float,
+    skipped: Mapping[int, str] | None = None,
 ) -> FusionResult:
     """Turn a cycle's state into its result, taking the degraded paths where needed."""
     ok = [c for c in candidates if c.ok]
@@ -176,6 +165,13 @@ def build_result(
         )
         for c in sorted(candidates, key=lambda c: c.member)
     ]
+    reports += [
+        CandidateReport(
+            label=None, member=i, model=workflow.panel[i].model, ok=False, error=f"skipped: {why}"
+        )
+        for i, why in (skipped or {}).items()
+    ]
+    reports.sort(key=lambda r: r.member)
     return FusionResult(
         run_id=run_id,
         prompt=prompt,
@@ -190,6 +186,7 @@ def build_result(
         judge_model=outcome.judge_model if outcome else None,
         goal=goal,
         extracted=extracted,
+        label_weights=dict(weights_by_label),
         cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
         latency_s=latency_s,
     )

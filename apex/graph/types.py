@@ -256,6 +256,8 @@ class FusionResult(BaseModel):
     """Goal loops: the judge's assessment of the goal (None when no judge answered)."""
     extracted: dict[str, str | None] = Field(default_factory=dict)
     """Extracted comparable answers by label (vote and fallbacks)."""
+    label_weights: dict[str, float] = Field(default_factory=dict)
+    """The evidence weight each label's author had in this cycle (1.0 without evidence)."""
     cost_usd: float | None = None
     """Total cost; None when any call's cost is unknown."""
     latency_s: float = 0.0

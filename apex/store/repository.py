@@ -10,13 +10,13 @@ aggregates, ``prune`` applies retention. The schema migrates itself to head on f
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from types import TracebackType
 
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from apex.evidence.aggregate import EvidenceEvent, FoldParams, ModelAggregate
+from apex.evidence.aggregate import GLOBAL_CATEGORY, EvidenceEvent, FoldParams, ModelAggregate
 from apex.graph.types import FusionResult
 from apex.store import migrate
 from apex.store.apply import AggKey, apply_events, insert_ignore, keyed_aggregates
@@ -32,7 +32,7 @@ from apex.store.leaderboard import LeaderboardRow, leaderboard_rows
 from apex.store.prune import PruneReport, prune
 from apex.store.rows import run_rows
 from apex.store.runs import StoredRun, load_run
-from apex.store.tables import CALLS, CANDIDATES, CRITIQUES, RUNS, utcnow
+from apex.store.tables import AGGREGATES, CALLS, CANDIDATES, CRITIQUES, RUNS, utcnow
 
 
 class EvidenceStore:
@@ -169,6 +169,19 @@ class EvidenceStore:
             else ModelAggregate.empty(*key)
             for key in wanted
         }
+
+    def updated_at(self, models: Sequence[str]) -> dict[str, datetime]:
+        """When each model's global aggregate last changed (naive UTC; absent when never)."""
+        if not models:
+            return {}
+        query = sa.select(AGGREGATES.c.model, AGGREGATES.c.updated_at).where(
+            AGGREGATES.c.category == GLOBAL_CATEGORY, AGGREGATES.c.model.in_(list(models))
+        )
+        try:
+            with read_transaction(self.engine) as conn:
+                return {r.model: r.updated_at for r in conn.execute(query)}
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.url, "reading aggregates") from error
 
     def run(self, run_id: str) -> StoredRun | None:
         """The stored run ``run_id`` (models, labels, extracted answers...), or None."""

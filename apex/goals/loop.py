@@ -1,0 +1,237 @@
+"""The goal loop as a LangGraph graph, checkpointed so a killed process resumes where it stopped.
+
+    START -> plan ─(limit)─> wrap_up -> END
+               │ (paused / cancelled) -> END
+               v
+            fusion (the fusion cycle as a subgraph) -> verify -> record -> decide ─> plan | END
+
+The fusion subgraph checkpoints each of its steps too, so after a SIGKILL the panel calls that had
+finished are not made again. ``record`` writes the cycle's evidence in one transaction keyed by
+the cycle's run id, so a replayed write never counts evidence twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal, Protocol, TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Checkpointer
+
+from apex.faults import fault_point
+from apex.goals import decide
+from apex.goals.types import CycleSummary, GoalSpec, GoalStateName
+from apex.goals.verify import Verdict, VerifierFunc, verify
+from apex.graph.builder import build_fusion_graph
+from apex.graph.nodes import FusionDeps
+from apex.graph.types import FusionResult
+
+
+class GoalRepo(Protocol):
+    """What the loop needs from the store about goals."""
+
+    def goal_state(self, goal_id: str) -> GoalStateName:
+        """The goal's state as stored (another process may have paused or cancelled it)."""
+        ...
+
+    def set_goal_state(
+        self, goal_id: str, state: GoalStateName, reason: str = "", best_answer: str | None = None
+    ) -> None:
+        """Change the goal's state (and, when given, its best answer)."""
+        ...
+
+    def record_cycle(
+        self,
+        goal_id: str,
+        summary: CycleSummary,
+        result: FusionResult,
+        verdicts: dict[str, Verdict],
+    ) -> None:
+        """Write the cycle, its run and its evidence in one transaction; idempotent on run id."""
+        ...
+
+
+GoalEventKind = Literal["cycle_started", "candidate", "judge", "cycle_finished", "state"]
+
+
+@dataclass
+class GoalEvent:
+    """Progress of a goal loop."""
+
+    kind: GoalEventKind
+    goal_id: str
+    cycle: int
+    data: Any = None
+
+
+@dataclass
+class GoalDeps(FusionDeps):
+    """The fusion dependencies plus the goal, its store and an optional Python verifier."""
+
+    spec: GoalSpec | None = None
+    repo: GoalRepo | None = None
+    verifier_func: VerifierFunc | None = None
+    on_event: Any = None
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+    def emit(self, kind: GoalEventKind, cycle: int, data: Any = None) -> None:
+        """Send a progress event to the listener, if any."""
+        if self.on_event is not None and self.spec is not None:
+            self.on_event(GoalEvent(kind, self.spec.id, cycle, data))
+
+
+class GoalLoopState(TypedDict, total=False):
+    """The loop's state; ``prompt`` ... ``result`` are shared with the fusion subgraph."""
+
+    goal_id: str
+    cycles: list[CycleSummary]
+    status: GoalStateName
+    reason: str
+    verdicts: dict[str, Verdict]
+    run_id: str
+    prompt: str
+    category: str
+    context: str
+    guidance: str
+    goal: bool
+    started: float
+    result: FusionResult
+
+
+def _deps(runtime: Runtime[FusionDeps]) -> GoalDeps:
+    deps = runtime.context
+    assert isinstance(deps, GoalDeps) and deps.spec is not None and deps.repo is not None
+    return deps
+
+
+def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
+    deps = _deps(runtime)
+    spec, repo = deps.spec, deps.repo
+    assert spec is not None and repo is not None
+    cycles = state.get("cycles", [])
+    stored = repo.goal_state(spec.id)
+    if stored in ("paused", "cancelled"):
+        return {"status": stored, "reason": f"{stored} by request"}
+    reason = decide.limit_reached(spec, cycles)
+    if reason is not None:
+        return {"status": "budget_limited", "reason": reason}
+    number = len(cycles) + 1
+    deps.emit("cycle_started", number)
+    fault_point("before_panel")
+    return {
+        "status": "active",
+        "run_id": f"{spec.id}-c{number}",
+        "prompt": spec.objective,
+        "category": spec.category,
+        "context": decide.continuation(spec, cycles),
+        "guidance": f"Objective: {spec.objective}\nSuccess criteria: {spec.criteria or '-'}",
+        "goal": True,
+        "started": datetime.now(UTC).timestamp(),
+    }
+
+
+def _after_plan(state: GoalLoopState) -> str:
+    status = state.get("status", "active")
+    if status == "budget_limited":
+        return "wrap_up"
+    return "fusion" if status == "active" else END
+
+
+async def _verify(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
+    deps = _deps(runtime)
+    assert deps.spec is not None
+    fault_point("after_judge")
+    checker = deps.verifier_func or deps.spec.verifier
+    result = state["result"]
+    if checker is None or not result.ok:
+        return {"verdicts": {}}
+    # The final answer decides the goal; each candidate's own verdict is ground truth for its model.
+    texts = {"final": result.answer} | {
+        c.label: c.text for c in result.candidates if c.ok and c.label
+    }
+    verdicts = await asyncio.gather(*(verify(checker, t) for t in texts.values()))
+    return {"verdicts": dict(zip(texts, verdicts, strict=True))}
+
+
+def _summary(number: int, result: FusionResult, verdicts: dict[str, Verdict]) -> CycleSummary:
+    final = verdicts.get("final")
+    goal = result.goal
+    feedback = [final.feedback.strip()] if final and final.feedback.strip() else []
+    feedback += goal.reasons if goal else []
+    tokens = sum((c.prompt_tokens or 0) + (c.completion_tokens or 0) for c in result.calls)
+    return CycleSummary(
+        cycle=number,
+        run_id=result.run_id,
+        answer=result.answer,
+        synthesis_path=result.synthesis_path,
+        judge_met=goal.goal_met if goal else None,
+        verified=final.met if final else None,
+        feedback="\n".join(feedback),
+        missing=goal.missing if goal else [],
+        blocker=(goal.blocker if goal else "") or ("" if result.ok else result.synthesis_path),
+        cost_usd=result.cost_usd,
+        tokens=tokens,
+    )
+
+
+def _record(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
+    deps = _deps(runtime)
+    assert deps.spec is not None and deps.repo is not None
+    cycles = state.get("cycles", [])
+    summary = _summary(len(cycles) + 1, state["result"], state.get("verdicts", {}))
+    deps.repo.record_cycle(deps.spec.id, summary, state["result"], state.get("verdicts", {}))
+    deps.emit("cycle_finished", summary.cycle, summary)
+    return {"cycles": [*cycles, summary]}
+
+
+def _decide(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
+    deps = _deps(runtime)
+    assert deps.spec is not None and deps.repo is not None
+    cycles = state["cycles"]
+    status, reason = decide.after_cycle(deps.spec, cycles)
+    best = decide.best_cycle(cycles)
+    if status != "active":
+        deps.repo.set_goal_state(deps.spec.id, status, reason, best.answer if best else None)
+        deps.emit("state", cycles[-1].cycle, status)
+    elif best is not None:
+        deps.repo.set_goal_state(deps.spec.id, "active", "", best.answer)
+    return {"status": status, "reason": reason}
+
+
+def _after_decide(state: GoalLoopState) -> str:
+    return "plan" if state.get("status") == "active" else END
+
+
+def _wrap_up(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
+    deps = _deps(runtime)
+    assert deps.spec is not None and deps.repo is not None
+    reason = state.get("reason", "a limit was reached")
+    summary = decide.wrap_up(state.get("cycles", []), reason)
+    deps.repo.set_goal_state(deps.spec.id, "budget_limited", reason, summary)
+    deps.emit("state", len(state.get("cycles", [])), "budget_limited")
+    return {"status": "budget_limited"}
+
+
+def build_goal_graph(
+    checkpointer: Checkpointer = None,
+) -> CompiledStateGraph[GoalLoopState, FusionDeps, GoalLoopState, GoalLoopState]:
+    """The compiled goal loop; run it with ``context=GoalDeps(...)`` and thread id = goal id."""
+    graph = StateGraph(GoalLoopState, context_schema=FusionDeps)
+    graph.add_node("plan", _plan)
+    graph.add_node("fusion", build_fusion_graph())
+    graph.add_node("verify", _verify)
+    graph.add_node("record", _record)
+    graph.add_node("decide", _decide)
+    graph.add_node("wrap_up", _wrap_up)
+    graph.add_edge(START, "plan")
+    graph.add_conditional_edges("plan", _after_plan, ["fusion", "wrap_up", END])
+    graph.add_edge("fusion", "verify")
+    graph.add_edge("verify", "record")
+    graph.add_edge("record", "decide")
+    graph.add_conditional_edges("decide", _after_decide, ["plan", END])
+    graph.add_edge("wrap_up", END)
+    return graph.compile(checkpointer=checkpointer, name="apex-goal")

@@ -1,0 +1,110 @@
+"""What a goal is: objective, criteria, limits, verifier, and the record of its cycles."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from apex.goals.verify import VerifierSpec
+
+GoalStateName = Literal[
+    "active", "paused", "complete", "budget_limited", "blocked", "failed", "cancelled"
+]
+TERMINAL_STATES: frozenset[str] = frozenset(
+    {"complete", "budget_limited", "blocked", "failed", "cancelled"}
+)
+DEFAULT_MAX_CYCLES = 10
+DEFAULT_BLOCKED_AFTER = 3
+
+
+class Limits(BaseModel):
+    """When a goal must stop even if it is not met."""
+
+    max_cycles: int | None = Field(default=DEFAULT_MAX_CYCLES, ge=1)
+    """At most this many fusion cycles."""
+    budget_usd: float | None = Field(default=None, gt=0)
+    """Stop before spending more than this (cost as reported or priced)."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Stop before using more tokens than this."""
+    deadline: datetime | None = None
+    """Stop once this moment has passed (timezone-aware)."""
+
+
+class GoalSpec(BaseModel):
+    """A goal as stored: everything needed to run or resume it in any process."""
+
+    id: str
+    """Goal id; also the checkpointer's thread id."""
+    objective: str
+    """What to achieve."""
+    criteria: str = ""
+    """How to tell it is achieved."""
+    category: str = "general"
+    """Task category for evidence."""
+    workflow: str = "local"
+    """Workflow name or path, as given."""
+    workflow_toml: str = ""
+    """The workflow file's text when the goal started, so a resume uses the same one."""
+    limits: Limits = Field(default_factory=Limits)
+    """Stop conditions."""
+    verifier: VerifierSpec | None = None
+    """The verifier, when one is given (it has the last word)."""
+    blocked_after: int = Field(default=DEFAULT_BLOCKED_AFTER, ge=1)
+    """Blocked when the judge reports the same blocker this many cycles in a row."""
+
+
+class CycleSummary(BaseModel):
+    """One cycle of a goal, as ``apex goal show`` lists it."""
+
+    cycle: int
+    """1-based cycle number."""
+    run_id: str
+    """The fusion run of this cycle."""
+    answer: str
+    """The cycle's synthesized answer."""
+    synthesis_path: str
+    """How the answer was produced."""
+    judge_met: bool | None = None
+    """The judge's goal_met (None when no judge answered)."""
+    verified: bool | None = None
+    """The verifier's verdict (None without a verifier)."""
+    feedback: str = ""
+    """Verifier output and the judge's reasons, passed to the next cycle."""
+    missing: list[str] = Field(default_factory=list)
+    """What the judge says is still missing."""
+    blocker: str = ""
+    """What the judge says blocks progress."""
+    cost_usd: float | None = None
+    """Cost of the cycle (None when unknown)."""
+    tokens: int = 0
+    """Tokens used by the cycle (as reported)."""
+
+    @property
+    def met(self) -> bool:
+        """The verifier's word when there is one, else the judge's."""
+        return self.verified if self.verified is not None else bool(self.judge_met)
+
+
+class GoalStatus(BaseModel):
+    """A goal's current state and totals."""
+
+    spec: GoalSpec
+    """The goal."""
+    state: GoalStateName
+    """Where it stands."""
+    reason: str = ""
+    """Why it is in that state (terminal states)."""
+    cycles: list[CycleSummary] = Field(default_factory=list)
+    """Cycles so far."""
+    best_answer: str = ""
+    """The best answer so far (or the wrap-up summary once budget_limited)."""
+    cost_usd: float = 0.0
+    """Known cost so far."""
+    tokens: int = 0
+    """Tokens so far."""
+    created_at: datetime | None = None
+    """When the goal was started."""
+    updated_at: datetime | None = None
+    """When it last changed."""
