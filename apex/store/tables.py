@@ -9,6 +9,8 @@ writes are typed, and a test checks that they match the migrations exactly.
     critiques    one row per problem a critic found in a candidate
     evidence     one row per evidence event, unique on ``key``
     aggregates   running per-(model, category) statistics (a JSON ``stats`` column)
+    goals        goal loops: spec, state, best answer
+    goal_cycles  one row per cycle of a goal
 
 Timestamps are naive UTC.
 """
@@ -211,6 +213,50 @@ class AggregateRow(StoreModel, table=True):
     """When it last changed."""
 
 
+class GoalRow(StoreModel, table=True):
+    """A goal loop: its spec, state and totals (cycles are in ``goal_cycles``)."""
+
+    __tablename__ = "goals"
+
+    id: str = Field(primary_key=True)
+    """Goal id, also the checkpointer's thread id."""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    """When it was started."""
+    updated_at: datetime = Field(default_factory=utcnow, index=True, sa_type=sa.DateTime)
+    """When it last changed."""
+    state: str = Field(index=True)
+    """active, paused, complete, budget_limited, blocked, failed or cancelled."""
+    reason: str = ""
+    """Why it is in that state."""
+    objective: str = Field(sa_type=sa.Text)
+    """What to achieve (also inside ``spec``; here for listings)."""
+    spec: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    """The ``GoalSpec``, dumped."""
+    best_answer: str = Field(default="", sa_type=sa.Text)
+    """The best answer so far, or the wrap-up summary."""
+
+
+class GoalCycleRow(StoreModel, table=True):
+    """One cycle of a goal."""
+
+    __tablename__ = "goal_cycles"
+
+    goal_id: str = Field(primary_key=True, foreign_key="goals.id")
+    """The goal."""
+    cycle: int = Field(primary_key=True)
+    """1-based cycle number."""
+    run_id: str
+    """The fusion run of the cycle."""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    """When it was recorded."""
+    cost_usd: float | None = None
+    """Cost of the cycle, None when unknown."""
+    tokens: int = 0
+    """Tokens of the cycle."""
+    summary: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    """The ``CycleSummary``, dumped."""
+
+
 RUNS = metadata.tables["runs"]
 """The ``runs`` table, for Core statements."""
 CALLS = metadata.tables["calls"]
@@ -223,3 +269,7 @@ EVIDENCE = metadata.tables["evidence"]
 """The ``evidence`` table."""
 AGGREGATES = metadata.tables["aggregates"]
 """The ``aggregates`` table."""
+GOALS = metadata.tables["goals"]
+"""The ``goals`` table."""
+GOAL_CYCLES = metadata.tables["goal_cycles"]
+"""The ``goal_cycles`` table."""

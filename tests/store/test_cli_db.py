@@ -41,16 +41,16 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_upgrade_default_db() -> None:
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "migrated empty -> 0002 (head)" in result.stdout and "apex.db" in result.stdout
+    assert "migrated empty -> 0003 (head)" in result.stdout and "apex.db" in result.stdout
     again = runner.invoke(app, ["db", "upgrade", "--json"])
-    assert json.loads(again.stdout)["from"] == "0002"
+    assert json.loads(again.stdout)["from"] == "0003"
 
 
 def test_upgrade_explicit_db(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     result = runner.invoke(app, ["db", "upgrade", "--db", url, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"db": url, "from": None, "to": "0002"}
+    assert json.loads(result.stdout) == {"db": url, "from": None, "to": "0003"}
 
 
 def test_upgrade_uses_the_workflow_db(tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def test_precedence_explicit_env_workflow(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 def test_default_store_file_is_created(tmp_path: Path) -> None:
     with EvidenceStore() as store:
-        assert store.revision() == "0002"
+        assert store.revision() == "0003"
     assert (Path(os.environ["APEX_HOME"]) / "apex.db").is_file()
 
 

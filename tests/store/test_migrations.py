@@ -28,15 +28,15 @@ INDEXES = {
 
 def test_scripts_are_found_and_linear() -> None:
     assert (migrations_dir() / "env.py").is_file()
-    assert revisions() == ["0001", "0002"]
-    assert head_revision() == "0002"
+    assert revisions() == ["0001", "0002", "0003"]
+    assert head_revision() == "0003"
 
 
 def test_empty_database_to_head_matches_the_tables(db_url: str) -> None:
     engine = create_store_engine(db_url)
     try:
         assert current_revision(engine) is None
-        assert upgrade(engine) == "0002"
+        assert upgrade(engine) == "0003"
         with engine.connect() as conn:
             diff = compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}), metadata
@@ -78,7 +78,7 @@ def test_first_revision_with_data_to_head_keeps_the_data(db_url: str) -> None:
     finally:
         engine.dispose()
     with EvidenceStore(db_url) as store:  # first use migrates to head
-        assert store.revision() == "0002"
+        assert store.revision() == "0003"
         old = store.run("old")
         assert old is not None and old.prompt == "p" and old.pruned_at is None
         assert store.get("lab:m1", "math").events == 7
@@ -89,8 +89,8 @@ def test_first_revision_with_data_to_head_keeps_the_data(db_url: str) -> None:
 
 def test_upgrade_is_a_noop_at_head(sqlite_url: str) -> None:
     with EvidenceStore(sqlite_url) as store:
-        assert store.upgrade() == "0002"
-        assert store.upgrade() == "0002"
+        assert store.upgrade() == "0003"
+        assert store.upgrade() == "0003"
 
 
 def test_a_newer_schema_is_refused(sqlite_url: str) -> None:
