@@ -216,8 +216,8 @@ def parse_workflow(text: str, source: str) -> Workflow:
         raise WorkflowFileError(f"{source}: {_format_loc(first['loc'])}: {msg}") from None
 
 
-def load_workflow(name_or_path: str | Path | None = None) -> Workflow:
-    """Load a workflow by shipped name (``local``, ``fusion``...) or by file path."""
+def workflow_text(name_or_path: str | Path | None = None) -> tuple[str, str]:
+    """The TOML text of a workflow given by shipped name or path, and where it came from."""
     target = str(name_or_path or DEFAULT_WORKFLOW)
     path = Path(target)
     if not path.is_file():
@@ -229,7 +229,11 @@ def load_workflow(name_or_path: str | Path | None = None) -> Workflow:
             )
         path = shipped
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8"), str(path)
     except OSError as exc:
         raise WorkflowFileError(f"{path}: cannot read: {exc.strerror}") from exc
-    return parse_workflow(text, str(path))
+
+
+def load_workflow(name_or_path: str | Path | None = None) -> Workflow:
+    """Load a workflow by shipped name (``local``, ``fusion``...) or by file path."""
+    return parse_workflow(*workflow_text(name_or_path))

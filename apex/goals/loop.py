@@ -13,7 +13,8 @@ the cycle's run id, so a replayed write never counts evidence twice.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol, TypedDict
 
@@ -22,6 +23,9 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
+from apex.evidence.aggregate import GLOBAL_CATEGORY, EvidenceEvent
+from apex.evidence.live import fusion_events
+from apex.evidence.panel import AggregateReader, select_panel
 from apex.faults import fault_point
 from apex.goals import decide
 from apex.goals.types import CycleSummary, GoalSpec, GoalStateName
@@ -32,7 +36,11 @@ from apex.graph.types import FusionResult
 
 
 class GoalRepo(Protocol):
-    """What the loop needs from the store about goals."""
+    """What the loop needs from the store about goals (cycles live there, not in the state)."""
+
+    def cycles(self, goal_id: str) -> list[CycleSummary]:
+        """The goal's recorded cycles, in order."""
+        ...
 
     def goal_state(self, goal_id: str) -> GoalStateName:
         """The goal's state as stored (another process may have paused or cancelled it)."""
@@ -49,9 +57,9 @@ class GoalRepo(Protocol):
         goal_id: str,
         summary: CycleSummary,
         result: FusionResult,
-        verdicts: dict[str, Verdict],
+        events: Sequence[EvidenceEvent],
     ) -> None:
-        """Write the cycle, its run and its evidence in one transaction; idempotent on run id."""
+        """Write the cycle, its run and its evidence; idempotent on run id and cycle."""
         ...
 
 
@@ -74,21 +82,27 @@ class GoalDeps(FusionDeps):
 
     spec: GoalSpec | None = None
     repo: GoalRepo | None = None
+    evidence: AggregateReader | None = None
     verifier_func: VerifierFunc | None = None
     on_event: Any = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    cycle: int = 0
 
-    def emit(self, kind: GoalEventKind, cycle: int, data: Any = None) -> None:
-        """Send a progress event to the listener, if any."""
+    def emit(self, kind: GoalEventKind, cycle: int | None = None, data: Any = None) -> None:
+        """Send a progress event to the listener, if any (``cycle`` defaults to the current)."""
+        if cycle is not None:
+            self.cycle = cycle
         if self.on_event is not None and self.spec is not None:
-            self.on_event(GoalEvent(kind, self.spec.id, cycle, data))
+            self.on_event(GoalEvent(kind, self.spec.id, self.cycle, data))
 
 
 class GoalLoopState(TypedDict, total=False):
-    """The loop's state; ``prompt`` ... ``result`` are shared with the fusion subgraph."""
+    """The loop's state; ``prompt`` ... ``result`` are shared with the fusion subgraph.
+
+    Cycle history lives in the store, so the state (and each checkpoint) stays the same size
+    however many cycles a goal runs.
+    """
 
     goal_id: str
-    cycles: list[CycleSummary]
     status: GoalStateName
     reason: str
     verdicts: dict[str, Verdict]
@@ -98,6 +112,7 @@ class GoalLoopState(TypedDict, total=False):
     context: str
     guidance: str
     goal: bool
+    skipped: dict[int, str]
     started: float
     result: FusionResult
 
@@ -112,7 +127,7 @@ def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
     deps = _deps(runtime)
     spec, repo = deps.spec, deps.repo
     assert spec is not None and repo is not None
-    cycles = state.get("cycles", [])
+    cycles = repo.cycles(spec.id)
     stored = repo.goal_state(spec.id)
     if stored in ("paused", "cancelled"):
         return {"status": stored, "reason": f"{stored} by request"}
@@ -120,6 +135,13 @@ def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
     if reason is not None:
         return {"status": "budget_limited", "reason": reason}
     number = len(cycles) + 1
+    skipped: dict[int, str] = {}
+    if deps.evidence is not None:
+        models = sorted({m.model for m in deps.workflow.panel})
+        keys = [(m, c) for m in models for c in (spec.category, GLOBAL_CATEGORY)]
+        now = datetime.now(UTC).replace(tzinfo=None)
+        aggs, updated = deps.evidence.get_keys(keys), deps.evidence.updated_at(models)
+        skipped = select_panel(deps.workflow, spec.category, aggs, updated, now)
     deps.emit("cycle_started", number)
     fault_point("before_panel")
     return {
@@ -130,6 +152,7 @@ def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
         "context": decide.continuation(spec, cycles),
         "guidance": f"Objective: {spec.objective}\nSuccess criteria: {spec.criteria or '-'}",
         "goal": True,
+        "skipped": skipped,
         "started": datetime.now(UTC).timestamp(),
     }
 
@@ -181,17 +204,21 @@ def _summary(number: int, result: FusionResult, verdicts: dict[str, Verdict]) ->
 def _record(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
     deps = _deps(runtime)
     assert deps.spec is not None and deps.repo is not None
-    cycles = state.get("cycles", [])
-    summary = _summary(len(cycles) + 1, state["result"], state.get("verdicts", {}))
-    deps.repo.record_cycle(deps.spec.id, summary, state["result"], state.get("verdicts", {}))
+    result, verdicts = state["result"], state.get("verdicts", {})
+    number = int(result.run_id.rsplit("-c", 1)[1])
+    summary = _summary(number, result, verdicts)
+    # Each candidate's own verdict is ground truth for its model.
+    by_label = {label: v.met for label, v in verdicts.items() if label != "final"}
+    events = fusion_events(result, deps.workflow.extraction, correct_by_label=by_label)
+    deps.repo.record_cycle(deps.spec.id, summary, result, events)
     deps.emit("cycle_finished", summary.cycle, summary)
-    return {"cycles": [*cycles, summary]}
+    return {}
 
 
 def _decide(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
     deps = _deps(runtime)
     assert deps.spec is not None and deps.repo is not None
-    cycles = state["cycles"]
+    cycles = deps.repo.cycles(deps.spec.id)
     status, reason = decide.after_cycle(deps.spec, cycles)
     best = decide.best_cycle(cycles)
     if status != "active":
@@ -210,9 +237,9 @@ def _wrap_up(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, An
     deps = _deps(runtime)
     assert deps.spec is not None and deps.repo is not None
     reason = state.get("reason", "a limit was reached")
-    summary = decide.wrap_up(state.get("cycles", []), reason)
-    deps.repo.set_goal_state(deps.spec.id, "budget_limited", reason, summary)
-    deps.emit("state", len(state.get("cycles", [])), "budget_limited")
+    cycles = deps.repo.cycles(deps.spec.id)
+    deps.repo.set_goal_state(deps.spec.id, "budget_limited", reason, decide.wrap_up(cycles, reason))
+    deps.emit("state", len(cycles), "budget_limited")
     return {"status": "budget_limited"}
 
 
