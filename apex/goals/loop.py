@@ -52,6 +52,10 @@ class GoalRepo(Protocol):
         """Change the goal's state (and, when given, its best answer)."""
         ...
 
+    def set_best_answer(self, goal_id: str, best_answer: str) -> None:
+        """Keep the best answer so far, leaving the state alone."""
+        ...
+
     def record_cycle(
         self,
         goal_id: str,
@@ -224,8 +228,8 @@ def _decide(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any
     if status != "active":
         deps.repo.set_goal_state(deps.spec.id, status, reason, best.answer if best else None)
         deps.emit("state", cycles[-1].cycle, status)
-    elif best is not None:
-        deps.repo.set_goal_state(deps.spec.id, "active", "", best.answer)
+    elif best is not None:  # the state stays as stored: a pause may have been requested
+        deps.repo.set_best_answer(deps.spec.id, best.answer)
     return {"status": status, "reason": reason}
 
 

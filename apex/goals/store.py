@@ -134,6 +134,18 @@ class GoalStore:
         except exc.SQLAlchemyError as error:
             raise store_error(error, self.store.url, f"updating goal {goal_id}") from error
 
+    def set_best_answer(self, goal_id: str, best_answer: str) -> None:
+        """Keep the best answer so far, leaving the state alone."""
+        try:
+            with write_transaction(self.store.engine) as conn:
+                conn.execute(
+                    sa.update(GOALS)
+                    .where(GOALS.c.id == goal_id)
+                    .values(best_answer=best_answer, updated_at=utcnow())
+                )
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.store.url, f"updating goal {goal_id}") from error
+
     def request(self, goal_id: str, state: GoalStateName, allowed: Sequence[str]) -> GoalStatus:
         """Move a goal to ``state`` (pause, cancel, resume) if its current state allows it."""
         current = self.status(goal_id)
