@@ -11,6 +11,7 @@ import structlog
 
 from apex.errors import ApexError
 from apex.fusion import FusionEvent, fuse, fuse_sync
+from apex.goals import Goal, GoalStatus, Limits, VerifierSpec, resume
 from apex.graph.types import FusionResult
 from apex.logging import configure_logging
 from apex.models import ChatRequest, ChatResult, ModelClient
@@ -30,10 +31,15 @@ __all__ = [
     "ChatResult",
     "FusionEvent",
     "FusionResult",
+    "Goal",
+    "GoalStatus",
+    "Limits",
     "ModelClient",
+    "VerifierSpec",
     "Workflow",
     "__version__",
     "fuse",
     "fuse_sync",
     "load_workflow",
+    "resume",
 ]
