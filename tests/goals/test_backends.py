@@ -1,0 +1,39 @@
+"""A goal pauses and resumes from its checkpoint on SQLite and on PostgreSQL alike."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from apex.goals.loop import GoalEvent
+from apex.goals.runner import Goal, resume
+from apex.goals.store import GoalStore, open_checkpointer, prune_checkpoints
+from apex.store import EvidenceStore
+from apex.testing import TestServer, roles
+from tests.goals.test_goal_loop import workflow_file
+
+
+async def test_goal_checkpoints_on_each_backend(
+    server: TestServer, tmp_path: Path, db_url: str
+) -> None:
+    server.script("judge", roles.judge("first"))
+    server.default("judge", roles.judge("second", goal_met=True))
+    store = EvidenceStore(db_url)
+    goals = GoalStore(store)
+
+    def pause(event: GoalEvent) -> None:
+        if event.kind == "cycle_finished":
+            goals.request(event.goal_id, "paused", ["active"])
+
+    goal = Goal("Reach 42", workflow=workflow_file(tmp_path, server.base_url), store=store,
+                on_event=pause)  # fmt: skip
+    assert (await goal.run()).state == "paused"
+    async with open_checkpointer(store) as saver:
+        assert [c async for c in saver.alist({"configurable": {"thread_id": goal.id}})]
+    done = await resume(goal.id, store=store)
+    assert done.state == "complete" and len(done.cycles) == 2
+    assert done.best_answer == "second"
+    assert await prune_checkpoints(store, timedelta(0)) == 1
+    async with open_checkpointer(store) as saver:
+        assert not [c async for c in saver.alist({"configurable": {"thread_id": goal.id}})]
+    store.close()
