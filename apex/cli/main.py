@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from apex import __version__
-from apex.cli import db_cmd, feedback_cmd, fuse_cmd, goal_cmd, models_cmd
+from apex.cli import db_cmd, evidence_cmd, feedback_cmd, fuse_cmd, goal_cmd, models_cmd, replay_cmd
 
 app = typer.Typer(
     name="apex",
@@ -19,6 +19,8 @@ app.command("ask")(models_cmd.ask)
 app.command("fuse")(fuse_cmd.fuse_command)
 app.add_typer(db_cmd.app, name="db")
 app.command("feedback")(feedback_cmd.feedback)
+app.command("replay")(replay_cmd.replay)
+app.command("evidence")(evidence_cmd.evidence)
 app.add_typer(goal_cmd.app, name="goal")
 
 

@@ -1,0 +1,86 @@
+"""``apex evidence``: each model's record in the evidence store and the weight it earns."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from apex.cli.common import console, guarded, print_json
+from apex.evidence import GLOBAL_CATEGORY, model_weight
+from apex.store import EvidenceStore, LeaderboardRow
+from apex.workflow import load_workflow
+
+
+def _weights(store: EvidenceStore, rows: list[LeaderboardRow], category: str) -> list[float]:
+    """Each row's current vote weight in ``category`` (``*``: from the global record alone)."""
+    keys = [(r.model, c) for r in rows for c in (category, GLOBAL_CATEGORY)]
+    aggs = store.get_keys(keys)
+    return [model_weight(aggs[(r.model, category)], aggs[(r.model, GLOBAL_CATEGORY)]) for r in rows]
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _show(rows: list[LeaderboardRow], weights: list[float], category: str, db: str) -> None:
+    scope = "all categories" if category == GLOBAL_CATEGORY else f"category {category}"
+    table = Table(title=f"evidence, {scope}", title_justify="left")
+    table.add_column("model", no_wrap=True)
+    for name in ("calls", "fail %", "failures", "judge (n)", "accuracy (n)", "weight"):
+        table.add_column(name, justify="left" if name == "failures" else "right")
+    for row, weight in zip(rows, weights, strict=True):
+        kinds = ", ".join(f"{k} {n}" for k, n in row.failures_by_kind.items()) or "-"
+        judge = "-" if row.judge_mean is None else f"{row.judge_mean:.2f} ({row.judge_scores})"
+        accuracy = "-" if row.accuracy is None else f"{_pct(row.accuracy)} ({row.ground_truth:.0f})"
+        table.add_row(
+            escape(row.model),
+            str(row.calls),
+            _pct(row.failure_rate),
+            kinds,
+            judge,
+            accuracy,
+            f"{weight:.2f}",
+        )
+    console.print(table)
+    console.print(
+        "[dim]rates and means decay with each model's own events; calls and counts are lifetime; "
+        f"weight 1.00 is a plain majority vote · {escape(db)}[/dim]",
+        highlight=False,
+    )
+
+
+@guarded
+def evidence(
+    category: Annotated[
+        str | None, typer.Option(help="Task category (default: every category together).")
+    ] = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    db: Annotated[
+        str | None, typer.Option(help="Evidence store URL (else APEX_DB, workflow db, default).")
+    ] = None,
+    workflow: Annotated[
+        str | None,
+        typer.Option("--workflow", "-w", help="Workflow whose `db` key names the database."),
+    ] = None,
+) -> None:
+    """Show each model's record (calls, failures, judge scores, accuracy) and its weight."""
+    cat = category or GLOBAL_CATEGORY
+    workflow_db = load_workflow(workflow).db if workflow else None
+    with EvidenceStore(db, workflow_db=workflow_db) as store:
+        rows = store.leaderboard(category)
+        weights = _weights(store, rows, cat)
+        name = store.masked_url
+    if json_out:
+        models: list[dict[str, Any]] = [
+            row.model_dump(mode="json") | {"weight": weight}
+            for row, weight in zip(rows, weights, strict=True)
+        ]
+        print_json({"db": name, "category": cat, "models": models})
+    elif not rows:
+        where = "" if category is None else f" for category {category}"
+        console.print(f"no evidence{where} yet in {name}; `apex fuse` records it", highlight=False)
+    else:
+        _show(rows, weights, cat, name)

@@ -1,0 +1,213 @@
+"""``apex replay ANSWERS.csv``: replay a recorded panel through the evidence policy.
+
+Questions are fused one by one in a seeded random order from the evidence gathered so far, and
+their outcome becomes evidence (see :mod:`apex.evidence.replay`). The policy's accuracy is
+reported next to the best single model (in hindsight), plain majority and the oracle.
+
+Evidence goes to an in-memory aggregate store by default; ``--db URL`` sends it through a real
+:class:`~apex.store.EvidenceStore` instead: each question's weights are read from the database in
+one keyed query and its evidence written in one transaction, as in live fusion.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from apex.cli.common import console, fail, guarded, print_json
+from apex.evidence import (
+    GLOBAL_CATEGORY,
+    AggregateStore,
+    EvidenceEvent,
+    ModelAggregate,
+    ReplayDataError,
+    ReplayReport,
+    load_answers,
+    run_replay,
+)
+from apex.evidence.replay import AnswerTable
+from apex.store import EvidenceStore
+
+CSV_FORMAT = (
+    "an answers CSV has columns qid,category,n_options,gold, then one per model (A-J or null)"
+)
+"""The format reminder appended to errors about the CSV."""
+MEMORY_STORE = "memory"
+"""What ``--json`` reports as ``store`` for a replay without ``--db``."""
+
+
+class PanelReads:
+    """An :class:`EvidenceStore` seen as an aggregate store that reads a whole panel at once.
+
+    The replay asks for each voter's category and global aggregate one by one; the first miss
+    after a write reads every panel model's two aggregates in one keyed query
+    (:meth:`EvidenceStore.get_keys`), the rest are served from that read. Every write goes
+    straight to the store and empties the cache, so each question's weights are read fresh from
+    the database. Implements :class:`~apex.evidence.aggregate.AggregateStore`.
+    """
+
+    def __init__(self, store: EvidenceStore, panel: Sequence[str]) -> None:
+        """Read ``panel``'s aggregates from ``store``."""
+        self.store = store
+        """The underlying store."""
+        self.panel = list(panel)
+        """Models whose aggregates are read together."""
+        self._cache: dict[tuple[str, str], ModelAggregate] = {}
+
+    def get(self, model: str, category: str) -> ModelAggregate:
+        """The aggregate of ``(model, category)``, read with the whole panel's."""
+        key = (model, category)
+        if key not in self._cache:
+            keys = [(m, c) for m in self.panel for c in (category, GLOBAL_CATEGORY)]
+            self._cache.update(self.store.get_keys([*keys, key]))
+        return self._cache[key]
+
+    def apply(self, events: Iterable[EvidenceEvent]) -> None:
+        """Write events to the store (one transaction) and forget what was read."""
+        self.store.apply(events)
+        self._cache.clear()
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+
+
+def _load(path: Path, panel: list[str] | None) -> AnswerTable:
+    if not path.is_file():
+        fail(
+            f"{path}: no such file; give the path of a recorded panel's answers CSV ({CSV_FORMAT})"
+        )
+    try:
+        table = load_answers(path)
+    except ReplayDataError as exc:
+        fail(f"{exc}; {CSV_FORMAT}")
+    for model in panel or []:
+        if model not in table.models:
+            near = difflib.get_close_matches(model, table.models, n=1)
+            hint = f"did you mean {near[0]}?" if near else "check its spelling"
+            fail(
+                f"{path}: --panel model {model!r} is not a column of the file; {hint} "
+                f"(columns: {', '.join(table.models)})"
+            )
+    if panel is not None and (not panel or len(set(panel)) != len(panel)):
+        fail("--panel: give distinct model columns separated by commas, e.g. --panel m1,m2,m3")
+    return table
+
+
+def _open_store(db: str, panel: Sequence[str]) -> EvidenceStore:
+    store = EvidenceStore(db)
+    held = [m for m, agg in store.get_many(list(panel), GLOBAL_CATEGORY).items() if agg.events]
+    if held:
+        name = store.masked_url
+        store.close()
+        fail(
+            f"{name} already holds evidence for {', '.join(held[:3])}"
+            f"{' and others' if len(held) > 3 else ''}: a replay starts from no evidence; "
+            "give --db a new database, e.g. --db /tmp/replay.db"
+        )
+    return store
+
+
+def report_json(report: ReplayReport, store: str) -> dict[str, Any]:
+    """The ``--json`` shape: the report's fields and ``store`` (``memory`` or the masked URL)."""
+    return report.model_dump(mode="json") | {"store": store}
+
+
+def _show(report: ReplayReport, store: str) -> None:
+    mode = "with ground truth" if report.ground_truth else "without ground truth"
+    table = Table(
+        "method",
+        "accuracy",
+        "note",
+        title=f"replay of {len(report.panel)} models on {report.n_questions} questions, "
+        f"seed {report.seed}, {mode}",
+        title_justify="left",
+    )
+    table.add_row(
+        "best single (hindsight)", f"{report.best_single:.2f}%", escape(report.best_single_model)
+    )
+    table.add_row(
+        "plain majority",
+        f"{report.majority:.2f}%",
+        f"{report.majority_ties} ties at expected value",
+    )
+    table.add_row("oracle", f"{report.oracle:.2f}%", "some panel model was right")
+    table.add_row(
+        f"policy, {mode}",
+        f"{report.policy:.2f}%",
+        f"{report.policy_ties} exact ties, broken by hash",
+        style="bold",
+    )
+    table.add_row(
+        "policy, ties at expected value",
+        f"{report.policy_ties_ev:.2f}%",
+        "counted as plain majority's are",
+    )
+    console.print(table)
+    console.print(
+        f"[dim]{escape(report.source)} · {report.elapsed_s:.2f}s through {escape(store)}[/dim]",
+        highlight=False,
+    )
+
+
+@guarded
+def replay(
+    answers: Annotated[
+        Path, typer.Argument(help="Answers CSV: qid,category,n_options,gold,<model columns>.")
+    ],
+    panel: Annotated[
+        str | None, typer.Option(help="Comma-separated model columns (default: all of them).")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the question order.")] = 0,
+    ground_truth: Annotated[
+        bool,
+        typer.Option(
+            "--ground-truth/--no-ground-truth",
+            help="Feed gold verdicts back as evidence, or only peer agreement.",
+        ),
+    ] = True,
+    json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="Write a PNG of running accuracy vs questions seen.")
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            help="Run through an evidence store at this URL (a new one) instead of memory."
+        ),
+    ] = None,
+) -> None:
+    """Replay a recorded panel's answers through the evidence policy and measure it."""
+    models = _split(panel)
+    table = _load(answers, models)
+    chosen = models if models is not None else table.models
+    store: AggregateStore | None = None
+    where = MEMORY_STORE
+    sql: EvidenceStore | None = None
+    if db is not None:
+        sql = _open_store(db, chosen)
+        store, where = PanelReads(sql, chosen), sql.masked_url
+    try:
+        report = run_replay(table, chosen, seed=seed, ground_truth=ground_truth, store=store)
+    finally:
+        if sql is not None:
+            sql.close()
+    if plot is not None:
+        from apex.evidence.plot import plot_replay  # matplotlib only when asked for
+
+        try:
+            plot_replay(report, plot)
+        except (OSError, ValueError) as exc:
+            fail(f"{plot}: cannot write the plot: {exc}; give a writable path ending in .png")
+    if json_out:
+        print_json(report_json(report, where))
+    else:
+        _show(report, where)
+        if plot is not None:
+            console.print(f"[dim]plot written to {escape(str(plot))}[/dim]", highlight=False)
