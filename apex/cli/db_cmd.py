@@ -8,7 +8,8 @@ from typing import Annotated
 
 import typer
 
-from apex.cli.common import console, fail, guarded, print_json
+from apex.cli.common import console, fail, guarded, print_json, run
+from apex.goals.store import prune_checkpoints
 from apex.store import EvidenceStore
 from apex.workflow import load_workflow
 
@@ -93,15 +94,17 @@ def prune(
     except ValueError as exc:
         fail(f"--older-than: {exc}")
     with _open(db, workflow, migrate=True) as store:
+        goals = run(prune_checkpoints(store, age))  # before the VACUUM in store.prune
         report = store.prune(age)
         name = store.masked_url
     if json_out:
-        print_json({"db": name, **report.model_dump(mode="json")})
+        print_json({"db": name, **report.model_dump(mode="json"), "goal_checkpoints": goals})
         return
     console.print(
         f"{name}: pruned before {report.cutoff:%Y-%m-%d %H:%M} UTC: {report.runs} runs, "
         f"{report.calls} calls, {report.candidates} candidate texts, {report.critiques} "
-        f"critiques, {report.evidence} evidence rows; aggregates kept",
+        f"critiques, {report.evidence} evidence rows, checkpoints of {goals} finished goals; "
+        "aggregates kept",
         markup=False,
         soft_wrap=True,
     )

@@ -229,6 +229,8 @@ async def open_checkpointer(store: EvidenceStore) -> AsyncIterator[BaseCheckpoin
 async def prune_checkpoints(store: EvidenceStore, older_than: timedelta) -> int:
     """Delete the checkpoints of goals that finished before the cutoff; how many goals."""
     goals = GoalStore(store).finished_before(utcnow() - older_than)
+    if not goals:  # nothing to do: do not create the checkpointer's tables for nothing
+        return 0
     async with open_checkpointer(store) as saver:
         for goal_id in goals:
             await saver.adelete_thread(goal_id)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 from typing import Any
 
@@ -13,37 +12,13 @@ from typer.testing import CliRunner
 from apex.cli.main import app
 from apex.evidence.replay import default_data_path
 from apex.store import EvidenceStore
+from tests.evidence.test_replay import WEAK, write_panel_csv
 
 runner = CliRunner()
-LETTERS = "ABCDEFGHIJ"
-WEAK = [f"weak{i}" for i in range(5)]
 TOP5 = (
     "gemini-1.5-pro-002,gemini-1.5-flash-002,Meta-Llama-3_1-70B-Instruct,"
     "DeepSeek-Coder-V2,Meta-Llama-3-70B"
 )
-
-
-def write_panel(path: Path, n: int = 600, seed: int = 5) -> Path:
-    """One accurate model (75%) among five weak ones (30%) that share a favourite wrong answer."""
-    rng = random.Random(seed)
-    models = ["strong", *WEAK]
-    lines = ["qid,category,n_options,gold," + ",".join(models)]
-    for q in range(n):
-        k = 4 if q % 10 == 0 else 10
-        gold = rng.choice(LETTERS[:k])
-        wrong = [c for c in LETTERS[:k] if c != gold]
-        lure = rng.choice(wrong)
-        cells = []
-        for m in models:
-            if rng.random() < 0.03:
-                cells.append("null")
-            elif rng.random() < (0.75 if m == "strong" else 0.30):
-                cells.append(gold)
-            else:
-                cells.append(lure if m != "strong" and rng.random() < 0.7 else rng.choice(wrong))
-        lines.append(f"q{q},{('law', 'math')[q % 2]},{k},{gold}," + ",".join(cells))
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def replay_json(*args: str) -> dict[str, Any]:
@@ -62,21 +37,21 @@ def one_line_error(args: list[str]) -> str:
 
 
 def test_policy_beats_majority_on_a_panel_with_one_accurate_model(tmp_path: Path) -> None:
-    data = replay_json(str(write_panel(tmp_path / "p.csv")), "--seed", "3")
+    data = replay_json(str(write_panel_csv(tmp_path / "p.csv")), "--seed", "3")
     assert data["store"] == "memory" and data["seed"] == 3 and data["ground_truth"] is True
-    assert data["panel"] == ["strong", *WEAK] and data["n_questions"] == 600
+    assert data["panel"] == ["strong", *WEAK] and data["n_questions"] == 800
     assert data["best_single_model"] == "strong"
     assert data["majority"] < data["best_single"] - 20  # the weak crowd outvotes the strong one
     assert data["policy"] >= data["majority"] + 20
     assert data["oracle"] >= max(data["policy"], data["best_single"])
     weights = {m["model"]: m["final_weight"] for m in data["models"]}
     assert weights["strong"] > 2 * max(weights[w] for w in WEAK)
-    assert [p["seen"] for p in data["curve"]][-1] == 600
+    assert [p["seen"] for p in data["curve"]][-1] == 800
     assert set(data) >= {"majority_ties", "policy_ties", "policy_ties_ev", "elapsed_s"}
 
 
 def test_table_panel_and_no_ground_truth(tmp_path: Path) -> None:
-    csv = str(write_panel(tmp_path / "p.csv", n=300))
+    csv = str(write_panel_csv(tmp_path / "p.csv", n=300))
     result = runner.invoke(
         app, ["replay", csv, "--panel", "weak0,strong,weak1", "--no-ground-truth"]
     )
@@ -94,7 +69,7 @@ def test_table_panel_and_no_ground_truth(tmp_path: Path) -> None:
 def test_plot_writes_a_png(tmp_path: Path) -> None:
     png = tmp_path / "replay.png"
     result = runner.invoke(
-        app, ["replay", str(write_panel(tmp_path / "p.csv", n=150)), "--plot", str(png)]
+        app, ["replay", str(write_panel_csv(tmp_path / "p.csv", n=150)), "--plot", str(png)]
     )
     assert result.exit_code == 0, result.output
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 1000
@@ -106,7 +81,7 @@ def test_plot_writes_a_png(tmp_path: Path) -> None:
 
 
 def test_through_a_sqlite_store_gives_the_same_figures(tmp_path: Path) -> None:
-    csv = str(write_panel(tmp_path / "p.csv", n=120))
+    csv = str(write_panel_csv(tmp_path / "p.csv", n=120))
     url = f"sqlite:///{tmp_path / 'replay.db'}"
     memory = replay_json(csv, "--seed", "1")
     stored = replay_json(csv, "--seed", "1", "--db", url)
@@ -131,7 +106,7 @@ def test_errors_are_one_line_naming_the_file_or_model(tmp_path: Path) -> None:
     bad.write_text("qid,category,n_options,gold,m1\nq1,c,4,A,E\n")
     line = one_line_error([str(bad)])
     assert str(bad) in line and "line 2" in line and "m1 answer 'E'" in line
-    csv = str(write_panel(tmp_path / "p.csv", n=20))
+    csv = str(write_panel_csv(tmp_path / "p.csv", n=20))
     line = one_line_error([csv, "--panel", "strong,stronk"])
     assert "'stronk' is not a column" in line and "did you mean strong?" in line
     assert "weak4" in line  # the columns to choose from

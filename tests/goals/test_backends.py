@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from pathlib import Path
 
+from typer.testing import CliRunner
+
+from apex.cli.main import app
 from apex.goals.loop import GoalEvent
 from apex.goals.runner import Goal, resume
 from apex.goals.store import GoalStore, open_checkpointer, prune_checkpoints
@@ -37,3 +41,22 @@ async def test_goal_checkpoints_on_each_backend(
     async with open_checkpointer(store) as saver:
         assert not [c async for c in saver.alist({"configurable": {"thread_id": goal.id}})]
     store.close()
+
+
+def test_db_prune_drops_checkpoints_of_finished_goals(server: TestServer, tmp_path: Path) -> None:
+    server.default("judge", roles.judge("done", goal_met=True))
+    url = f"sqlite:///{tmp_path / 'apex.db'}"
+    store = EvidenceStore(url)
+    goal = Goal("Reach 42", workflow=workflow_file(tmp_path, server.base_url), store=store)
+    assert asyncio.run(goal.run()).state == "complete"
+
+    async def checkpoints() -> int:
+        async with open_checkpointer(store) as saver:
+            return len([c async for c in saver.alist({"configurable": {"thread_id": goal.id}})])
+
+    assert asyncio.run(checkpoints()) > 0
+    result = CliRunner().invoke(app, ["db", "prune", "--older-than", "0s", "--db", url, "--json"])
+    assert result.exit_code == 0, result.output
+    assert '"goal_checkpoints": 1' in result.stdout
+    assert asyncio.run(checkpoints()) == 0
+    assert GoalStore(store).status(goal.id).state == "complete"  # the goal itself is kept
