@@ -56,6 +56,10 @@ class GoalRepo(Protocol):
         """Keep the best answer so far, leaving the state alone."""
         ...
 
+    def compact(self, goal_id: str) -> None:
+        """Drop checkpoints older than the latest (called between cycles)."""
+        ...
+
     def record_cycle(
         self,
         goal_id: str,
@@ -131,6 +135,7 @@ def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
     deps = _deps(runtime)
     spec, repo = deps.spec, deps.repo
     assert spec is not None and repo is not None
+    repo.compact(spec.id)
     cycles = repo.cycles(spec.id)
     stored = repo.goal_state(spec.id)
     if stored in ("paused", "cancelled"):

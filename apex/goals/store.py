@@ -43,6 +43,14 @@ _STATE_TYPES = [
 ]  # fmt: skip
 
 
+_ORPHAN_BLOBS = sa.text(
+    "DELETE FROM checkpoint_blobs b WHERE b.thread_id = :t AND NOT EXISTS ("
+    "SELECT 1 FROM checkpoints c WHERE c.thread_id = b.thread_id "
+    "AND c.checkpoint_ns = b.checkpoint_ns "
+    "AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)"
+)
+
+
 class GoalStore:
     """Goal rows and cycles on an :class:`EvidenceStore`'s database (any process may read)."""
 
@@ -184,6 +192,30 @@ class GoalStore:
                 )
         except exc.SQLAlchemyError as error:
             raise store_error(error, self.store.url, f"recording goal {goal_id}") from error
+
+    def compact(self, goal_id: str) -> None:
+        """Drop the goal's checkpoints except the latest top-level one.
+
+        Called at a cycle boundary, when no fusion subgraph is running: resuming needs only the
+        latest checkpoint, so a goal's checkpoints stay the same size however long it runs.
+        """
+        sqlite = self.store.engine.dialect.name == "sqlite"
+        tables = ("checkpoints", "writes") if sqlite else ("checkpoints", "checkpoint_writes")
+        keep = (
+            "thread_id = :t AND NOT (checkpoint_ns = '' AND checkpoint_id = "
+            "(SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = :t "
+            "AND checkpoint_ns = ''))"
+        )
+        try:
+            with write_transaction(self.store.engine) as conn:
+                if not sa.inspect(conn).has_table("checkpoints"):
+                    return
+                for table in reversed(tables):  # writes first: they name their checkpoint
+                    conn.execute(sa.text(f"DELETE FROM {table} WHERE {keep}"), {"t": goal_id})  # noqa: S608 - fixed names
+                if not sqlite:  # PostgreSQL keeps channel values as versioned blobs
+                    conn.execute(_ORPHAN_BLOBS, {"t": goal_id})
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.store.url, f"compacting goal {goal_id}") from error
 
     def finished_before(self, cutoff: datetime) -> list[str]:
         """Ids of goals in a terminal state last changed before ``cutoff`` (naive UTC)."""
