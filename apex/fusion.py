@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from apex.errors import ConfigError
 from apex.evidence.live import fusion_events
@@ -21,7 +21,7 @@ from apex.graph.nodes import FusionDeps, WeightSource
 from apex.graph.types import Candidate, Critique, FusionResult
 from apex.models.client import ModelClient
 from apex.store import EvidenceStore
-from apex.workflow import CriticConfig, JudgeConfig, PanelMember, Workflow, load_workflow
+from apex.workflow import Workflow, load_workflow
 
 _GRAPH = build_fusion_graph()
 
@@ -49,21 +49,16 @@ def resolve_workflow(
     wf = workflow if isinstance(workflow, Workflow) else load_workflow(workflow)
     update: dict[str, Any] = {}
     if panel:
-        update["panel"] = [PanelMember(model=m) for m in panel]
+        update["panel"] = [{"model": m} for m in panel]
     if judge:
-        update["judge"] = JudgeConfig(model=judge)
+        update["judge"] = {"model": judge}
     if critics is not None:
-        update["critics"] = [CriticConfig(model=m) for m in critics]
-    if update:
-        wf = Workflow.model_validate(wf.model_dump() | _dump(update))
-    return wf
-
-
-def _dump(update: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: [x.model_dump() for x in v] if isinstance(v, list) else v.model_dump()
-        for k, v in update.items()
-    }
+        update["critics"] = [{"model": m} for m in critics]
+    try:
+        return Workflow.model_validate(wf.model_dump() | update) if update else wf
+    except ValidationError as exc:
+        message = exc.errors()[0]["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"--panel/--judge/--critic: {message}") from None
 
 
 def check_workflow(workflow: Workflow, client: ModelClient) -> None:

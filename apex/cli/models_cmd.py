@@ -12,7 +12,7 @@ from rich.table import Table
 
 from apex.cli.common import console, fail, guarded, print_json, run
 from apex.errors import ApexError, MissingAPIKeyError
-from apex.models import ChatRequest, ModelClient
+from apex.models import ChatRequest, ChatResult, ModelClient
 from apex.models.local import DEMO_MODEL_NOTE
 from apex.models.providers import provider_configs
 from apex.workflow import Workflow, load_workflow
@@ -109,29 +109,22 @@ def ask(
     """One call to one model: the answer, latency, tokens and cost."""
     wf = _workflow(workflow)
 
-    async def call() -> dict[str, object]:
+    async def call() -> ChatResult:
         async with ModelClient(wf) as client:
             request = ChatRequest.of(prompt, max_tokens=max_tokens, temperature=temperature)
-            result = await client.model(model).chat(request)
-        return result.model_dump(mode="json") | {"tokens": result.usage.total_tokens}
+            return await client.model(model).chat(request)
 
-    out = run(call())
+    result = run(call())
     if json_out:
-        print_json(out)
-    if out["failure"] is not None:
-        failure = out["failure"]
-        assert isinstance(failure, dict)
-        if not json_out:
-            fail(f"{model}: {failure['kind']}: {failure['message']}")
-        raise typer.Exit(1)
-    if json_out:
-        return
-    console.print(str(out["text"]), markup=False, highlight=False)
-    cost = out["cost_usd"]
-    cost_text = "unknown" if cost is None else f"${cost:.6f}"
+        print_json(result.model_dump(mode="json") | {"tokens": result.usage.total_tokens})
+        raise typer.Exit(0 if result.ok else 1)
+    if result.failure is not None:
+        fail(f"{model}: {result.failure.kind}: {result.failure.message}")
+    console.print(result.text, markup=False, highlight=False)
+    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
     console.print(
-        f"[dim]{model} · {out['latency_s']:.2f}s · {out['tokens'] or '?'} tokens · "
-        f"cost {cost_text}[/dim]"
+        f"[dim]{model} · {result.latency_s:.2f}s · {result.usage.total_tokens or '?'} tokens · "
+        f"cost {cost}[/dim]"
     )
     if model.startswith("local:smollm2"):
         console.print(f"[dim]{DEMO_MODEL_NOTE}[/dim]")
