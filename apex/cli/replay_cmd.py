@@ -140,14 +140,14 @@ def _show(report: ReplayReport, store: str) -> None:
     table.add_row("oracle", f"{report.oracle:.2f}%", "some panel model was right")
     table.add_row(
         f"policy, {mode}",
-        f"{report.policy:.2f}%",
-        f"{report.policy_ties} exact ties, broken by hash",
+        f"{report.policy_ties_ev:.2f}%",
+        f"{report.policy_ties} exact ties at expected value, as for plain majority",
         style="bold",
     )
     table.add_row(
-        "policy, ties at expected value",
-        f"{report.policy_ties_ev:.2f}%",
-        "counted as plain majority's are",
+        "policy, this run's tie-breaks",
+        f"{report.policy:.2f}%",
+        "exact ties broken by a hash of seed and question",
     )
     console.print(table)
     console.print(
