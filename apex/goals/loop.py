@@ -16,7 +16,7 @@ import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Protocol, TypedDict
+from typing import Any, Literal, Protocol
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -30,7 +30,7 @@ from apex.faults import fault_point
 from apex.goals import decide
 from apex.goals.types import CycleSummary, GoalSpec, GoalStateName
 from apex.goals.verify import Verdict, VerifierFunc, verify
-from apex.graph.builder import build_fusion_graph
+from apex.graph.builder import CycleInput, build_fusion_graph
 from apex.graph.nodes import FusionDeps
 from apex.graph.types import FusionResult
 
@@ -103,8 +103,8 @@ class GoalDeps(FusionDeps):
             self.on_event(GoalEvent(kind, self.spec.id, self.cycle, data))
 
 
-class GoalLoopState(TypedDict, total=False):
-    """The loop's state; ``prompt`` ... ``result`` are shared with the fusion subgraph.
+class GoalLoopState(CycleInput, total=False):
+    """The loop's state; the cycle's input keys and ``result`` are shared with the subgraph.
 
     Cycle history lives in the store, so the state (and each checkpoint) stays the same size
     however many cycles a goal runs.
@@ -114,14 +114,6 @@ class GoalLoopState(TypedDict, total=False):
     status: GoalStateName
     reason: str
     verdicts: dict[str, Verdict]
-    run_id: str
-    prompt: str
-    category: str
-    context: str
-    guidance: str
-    goal: bool
-    skipped: dict[int, str]
-    started: float
     result: FusionResult
 
 

@@ -29,8 +29,8 @@ from apex.graph.nodes import CritiqueTask, FusionDeps, GenerateTask, JudgeOutcom
 from apex.graph.types import Candidate, Critique, FusionResult, JudgeInput
 
 
-class FusionState(TypedDict, total=False):
-    """The state of one cycle."""
+class CycleInput(TypedDict, total=False):
+    """What starts a cycle; a parent graph (the goal loop) shares these keys with it."""
 
     run_id: str
     prompt: str
@@ -40,6 +40,11 @@ class FusionState(TypedDict, total=False):
     goal: bool
     skipped: dict[int, str]
     started: float
+
+
+class FusionState(CycleInput, total=False):
+    """The state of one cycle."""
+
     candidates: Annotated[list[Candidate], operator.add]
     labels: dict[int, str]
     label_weights: dict[str, float]
