@@ -16,7 +16,7 @@ from rich.table import Table
 from apex.cli.common import console, fail, guarded, print_json, run
 from apex.errors import ConfigError
 from apex.fusion import FusionEvent, check_workflow, fuse, resolve_workflow
-from apex.graph.types import Candidate, FusionResult
+from apex.graph.types import Analysis, Candidate, FusionResult
 from apex.models.client import ModelClient
 from apex.models.local import DEMO_MODEL_NOTE
 from apex.store import EvidenceStore
@@ -75,20 +75,16 @@ def _show(result: FusionResult) -> None:
         )
     )
     analysis = result.analysis
-    for name in (
-        "consensus",
-        "contradictions",
-        "partial_coverage",
-        "unique_insights",
-        "blind_spots",
-    ):
-        points = getattr(analysis, name)
-        if points:
-            console.print(f"[bold]{name.replace('_', ' ')}[/bold]")
-            for point in points:
-                console.print(f"  • {point}", markup=False, highlight=False)
-    table = Table("role", "label", "model", "ok", "latency", "tokens", "cost", title="calls")
+    no_points = "(none)" if result.judge_model else "(no judge verdict)"
+    for name in Analysis.model_fields:
+        console.print(f"[bold]{name.replace('_', ' ')}[/bold]")
+        for point in getattr(analysis, name) or [no_points]:
+            console.print(f"  • {point}", markup=False, highlight=False)
+    table = Table(
+        "role", "label", "model", "ok", "score", "latency", "tokens", "cost", title="calls"
+    )
     labels = {c.member: c.label or "-" for c in result.candidates}
+    scores: dict[int | None, float | None] = {c.member: c.score for c in result.candidates}
     for call in result.calls:
         tokens = (
             "?"
@@ -100,6 +96,7 @@ def _show(result: FusionResult) -> None:
             labels.get(call.member, "-") if call.member is not None else "-",
             call.model,
             "yes" if call.ok else (call.failure_kind or "no"),
+            "-" if (score := scores.get(call.member)) is None else f"{score:.2f}",
             f"{call.latency_s:.2f}s",
             tokens,
             "?" if call.cost_usd is None else f"${call.cost_usd:.6f}",

@@ -77,20 +77,35 @@ def _load(path: Path) -> Any:
 
 
 _GRAMMAR_UNSAFE = frozenset({"maxLength", "minLength", "pattern", "format"})
+NESTED_STRING_MAX = 100
+"""Grammar cap on strings inside arrays (analysis points, reasons, critic details)."""
+_TENTHS = [round(i / 10, 1) for i in range(11)]
 
 
-def _grammar_safe(schema: Any) -> Any:
-    """The schema without string-length and pattern constraints.
+def _grammar_schema(schema: Any, nested: bool = False) -> Any:
+    """The schema as a grammar for a small local model.
 
-    llama.cpp expands ``maxLength`` into one grammar rule per character, which fails to parse (or
-    crashes) for realistic lengths; ``max_tokens`` bounds the output instead, and the client
-    validates the answer against the full schema afterwards.
+    llama.cpp expands a ``maxLength`` into one rule per character, which fails to parse (or
+    crashes) for long limits, so the schema's own length limits are dropped and ``max_tokens``
+    bounds the output. Strings inside arrays are capped at ``NESTED_STRING_MAX`` characters and a
+    0..1 number becomes one of 0, 0.1, ..., 1: without them a 135M model rambles inside a string
+    until it runs out of tokens, or scores 2.5 out of 1. The client still validates the answer
+    against the caller's full schema.
     """
-    if isinstance(schema, dict):
-        return {k: _grammar_safe(v) for k, v in schema.items() if k not in _GRAMMAR_UNSAFE}
     if isinstance(schema, list):
-        return [_grammar_safe(v) for v in schema]
-    return schema
+        return [_grammar_schema(v, nested) for v in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if schema.get("type") == "number" and schema.get("minimum") == 0 and schema.get("maximum") == 1:
+        return {"enum": _TENTHS}
+    out = {
+        k: _grammar_schema(v, nested or k == "items")
+        for k, v in schema.items()
+        if k not in _GRAMMAR_UNSAFE
+    }
+    if nested and out.get("type") == "string" and "enum" not in out:
+        out["maxLength"] = NESTED_STRING_MAX
+    return out
 
 
 @functools.lru_cache(maxsize=64)
@@ -114,7 +129,7 @@ def _constraint(fmt: Any) -> dict[str, Any]:
     schema = fmt.get("json_schema", {}).get("schema") or fmt.get("schema")
     if not schema:
         return {"response_format": {"type": "json_object"}}
-    return {"grammar": _grammar(json.dumps(_grammar_safe(schema), sort_keys=False))}
+    return {"grammar": _grammar(json.dumps(_grammar_schema(schema), sort_keys=False))}
 
 
 def _complete(body: dict[str, Any]) -> dict[str, Any]:
