@@ -41,7 +41,7 @@ from apex.graph.types import CallRecord, CandidateReport, Critique, FusionResult
 from apex.models import ModelClient
 from apex.store import EvidenceStore
 from apex.store.apply import event_counts
-from apex.testing import TestServer, roles
+from apex.testing import TestServer, roles, workflow_toml
 from apex.workflow import Workflow, parse_workflow
 
 MODELS = [f"bench:model-{i:02d}" for i in range(40)]
@@ -242,11 +242,9 @@ def median_s(action: Callable[[], object], reps: int) -> float:
 
 def cycle_workflow(base_url: str) -> Workflow:
     """The benchmark panel on the test server, with a judge."""
-    panel = "\n".join(f'[[panel]]\nmodel = "{m}"' for m in PANEL)
-    text = (
-        f'name = "scale"\ncategory = "{CATEGORY}"\n[providers.bench]\nbase_url = "{base_url}"\n'
-        f'{panel}\n[judge]\nmodel = "bench:judge"\n'
-    )
+    panel = [m.removeprefix("bench:") for m in PANEL]
+    settings = f'category = "{CATEGORY}"'
+    text = workflow_toml(base_url, panel, provider="bench", name="scale", settings=settings)
     return parse_workflow(text, "scale.toml")
 
 

@@ -18,7 +18,7 @@ import httpx
 
 from apex.fusion import fuse
 from apex.models import ModelClient
-from apex.testing import Reply, TestServer, roles
+from apex.testing import Reply, TestServer, roles, workflow_toml
 from apex.workflow import Workflow, parse_workflow
 
 PANEL_S, CRITIC_S, JUDGE_S = 1.0, 0.3, 0.5
@@ -27,11 +27,7 @@ BOUND = "1.05 x critical path + 50 ms"
 
 
 def workflow(base_url: str) -> Workflow:
-    panel = "\n".join(f'[[panel]]\nmodel = "lab:m{i}"' for i in (1, 2, 3))
-    text = (
-        f'name = "bench"\n[providers.lab]\nbase_url = "{base_url}"\n{panel}\n'
-        '[[critics]]\nmodel = "lab:critic"\n[judge]\nmodel = "lab:judge"\n'
-    )
+    text = workflow_toml(base_url, critics=["critic"], name="bench", settings="")
     return parse_workflow(text, "bench.toml")
 
 

@@ -28,7 +28,7 @@ from apex.goals.runner import Goal
 from apex.goals.store import prune_checkpoints
 from apex.goals.types import Limits
 from apex.store import EvidenceStore
-from apex.testing import Reply, TestServer, roles
+from apex.testing import Reply, TestServer, roles, workflow_toml
 
 PANEL = ("m1", "m2", "m3")
 CHECKPOINT_TABLES = ("checkpoints", "writes")
@@ -63,12 +63,8 @@ class Figures:
 
 def workflow_file(directory: Path, base_url: str) -> Path:
     """Three panel members and a judge on the test server."""
-    panel = "\n".join(f'[[panel]]\nmodel = "lab:{m}"' for m in PANEL)
     path = directory / "size.toml"
-    path.write_text(
-        f'name = "size"\nmax_retries = 0\n[providers.lab]\nbase_url = "{base_url}"\n'
-        f'{panel}\n[judge]\nmodel = "lab:judge"\n'
-    )
+    path.write_text(workflow_toml(base_url, PANEL, name="size"))
     return path
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from apex.models.providers import BLOCK_REMOTE_ENV
-from apex.testing import TestServer
+from apex.testing import TestServer, workflow_toml
 from apex.workflow import Workflow, parse_workflow
 
 
@@ -30,13 +30,8 @@ def server() -> Iterator[TestServer]:
 
 
 def lab_toml(base_url: str, extra: str = "", panel: tuple[str, ...] = ("m1", "m2", "m3")) -> str:
-    """A workflow file text using the test server as provider ``lab``."""
-    members = "\n".join(f'[[panel]]\nmodel = "lab:{m}"' for m in panel)
-    return (
-        f'name = "lab"\nmax_retries = 2\ntimeout_s = 5\n'
-        f'[providers.lab]\nbase_url = "{base_url}"\n'
-        f'{members}\n[judge]\nmodel = "lab:judge"\n{extra}'
-    )
+    """A workflow file text using the test server as provider ``lab`` (``extra`` appended)."""
+    return workflow_toml(base_url, panel, settings="max_retries = 2\ntimeout_s = 5") + extra
 
 
 @pytest.fixture

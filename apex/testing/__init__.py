@@ -11,6 +11,7 @@ from apex.testing.server import (
     Responder,
     TestServer,
 )
+from apex.testing.workflows import workflow_toml
 
 __all__ = [
     "Empty",
@@ -22,4 +23,5 @@ __all__ = [
     "Reply",
     "Responder",
     "TestServer",
+    "workflow_toml",
 ]

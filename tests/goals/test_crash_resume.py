@@ -32,7 +32,7 @@ from apex.goals.store import GoalStore
 from apex.models.providers import BLOCK_REMOTE_ENV
 from apex.store import EvidenceStore
 from apex.store.tables import AGGREGATES, CALLS, EVIDENCE, GOAL_CYCLES, RUNS
-from apex.testing import Reply, TestServer, roles
+from apex.testing import Reply, TestServer, roles, workflow_toml
 
 PANEL = ("m1", "m2", "m3")
 JUDGE = "judge"
@@ -80,12 +80,9 @@ def script(server: TestServer) -> None:
 
 def workflow_file(tmp_path: Path, base_url: str) -> Path:
     """The goal's workflow: three panel members and a judge on the test server, no retries."""
-    panel = "\n".join(f'[[panel]]\nmodel = "lab:{m}"' for m in PANEL)
+    settings = 'max_retries = 0\ntimeout_s = 10\ncategory = "crash"'
     path = tmp_path / "crash.toml"
-    path.write_text(
-        f'name = "crash"\nmax_retries = 0\ntimeout_s = 10\ncategory = "crash"\n'
-        f'[providers.lab]\nbase_url = "{base_url}"\n{panel}\n[judge]\nmodel = "lab:{JUDGE}"\n'
-    )
+    path.write_text(workflow_toml(base_url, PANEL, judge=JUDGE, name="crash", settings=settings))
     return path
 
 

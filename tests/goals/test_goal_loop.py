@@ -14,18 +14,14 @@ from apex.goals.store import GoalStore
 from apex.goals.types import Limits
 from apex.goals.verify import VerifierSpec
 from apex.store import EvidenceStore
-from apex.testing import Reply, TestServer, roles
+from apex.testing import Reply, TestServer, roles, workflow_toml
 
 PANEL = ("m1", "m2", "m3")
 
 
 def workflow_file(tmp_path: Path, base_url: str) -> str:
-    panel = "\n".join(f'[[panel]]\nmodel = "lab:{m}"' for m in PANEL)
     path = tmp_path / "goal.toml"
-    path.write_text(
-        f'name = "goal"\nmax_retries = 0\ncategory = "code"\n[providers.lab]\n'
-        f'base_url = "{base_url}"\n{panel}\n[judge]\nmodel = "lab:judge"\n'
-    )
+    path.write_text(workflow_toml(base_url, PANEL, settings='max_retries = 0\ncategory = "code"'))
     return str(path)
 
 

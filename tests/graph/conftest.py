@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from apex.testing import workflow_toml
 from apex.workflow import Workflow, parse_workflow
 
 PROVIDER = "zzprov"  # a provider name that cannot appear by accident in prompt text
@@ -17,17 +18,14 @@ def fusion_workflow(
     extra: str = "",
 ) -> Workflow:
     """A workflow on the test server with the given panel, critics and judge."""
-    lines = [
-        'name = "t"',
-        "max_retries = 0",
-        "timeout_s = 5",
-        extra,
-        f'[providers.{PROVIDER}]\nbase_url = "{base_url}"',
-    ]
-    lines += [f'[[panel]]\nmodel = "{PROVIDER}:{m}"' for m in panel]
-    lines += [f'[[critics]]\nmodel = "{PROVIDER}:{c}"' for c in critics]
-    if judge:
-        lines.append(f'[judge]\nmodel = "{PROVIDER}:{judge}"')
-        if fallback:
-            lines.append(f'fallback = "{PROVIDER}:{fallback}"')
-    return parse_workflow("\n".join(lines), "t.toml")
+    text = workflow_toml(
+        base_url,
+        panel,
+        critics=critics,
+        judge=judge,
+        fallback=fallback,
+        provider=PROVIDER,
+        name="t",
+        settings=f"max_retries = 0\ntimeout_s = 5\n{extra}",
+    )
+    return parse_workflow(text, "t.toml")
