@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from apex.errors import WorkflowFileError
-from apex.workflow import load_workflow, shipped_workflows
+from apex.workflow import load_workflow, parse_workflow, shipped_workflows
 
 
 def test_shipped_workflows_load() -> None:
@@ -41,3 +41,11 @@ def test_bad_workflow_errors_name_file_and_key(tmp_path: Path, text: str, needle
 def test_unknown_workflow_lists_shipped() -> None:
     with pytest.raises(WorkflowFileError, match=r"shipped: .*local"):
         load_workflow("no-such-workflow")
+
+
+def test_readme_workflow_example_is_valid() -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    block = readme.split("## Workflow files")[1].split("```toml")[1].split("```")[0]
+    workflow = parse_workflow(block, "README.md")
+    assert workflow.name == "lab" and workflow.judge is not None
+    assert workflow.prices["lab:m1"].output_per_mtok == 1.5
