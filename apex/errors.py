@@ -10,7 +10,8 @@ contain an API key.
     │   ├── WorkflowFileError       names the file and the key
     │   ├── UnknownProviderError    ``foo:model`` where no provider ``foo`` is declared
     │   ├── MissingAPIKeyError      names the environment variable to set
-    │   └── RemoteRequestRefused    a non-loopback request while remote requests are blocked
+    │   ├── RemoteRequestRefused    a non-loopback request while remote requests are blocked
+    │   └── ReplayDataError         an answers CSV or a replay panel is invalid
     ├── ModelCallError              a model call ended in a typed failure (``.failure``)
     │   ├── CallTimeout             timeout
     │   ├── RateLimited             rate_limited
@@ -20,19 +21,35 @@ contain an API key.
     │   ├── EmptyResponse           empty
     │   ├── RefusalResponse         refusal
     │   └── SchemaMismatch          schema_mismatch
-    ├── FusionError                 a fusion cycle could not produce an answer
-    │   └── AllPanelFailed          every panel member failed (``synthesis_path``
-    │                               ``all_panel_failed``)
+    ├── FusionError                 a cycle produced no answer (``FusionResult.raise_for_failure``)
+    │   ├── AllPanelFailed          every panel member failed (``all_panel_failed``)
+    │   └── QuorumFailed            fewer than ``quorum`` members answered (``quorum_failed``)
     ├── StoreError                  the evidence store cannot be read or written
     └── GoalError                   a goal cannot be started, resumed or changed
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from apex.models.types import CallFailure
+
+class Failure(Protocol):
+    """What a typed call failure carries (``apex.models.types.CallFailure`` is one)."""
+
+    @property
+    def model(self) -> str:
+        """The model spec."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """The failure kind."""
+        ...
+
+    @property
+    def message(self) -> str:
+        """One line saying what happened."""
+        ...
 
 
 class ApexError(Exception):
@@ -59,10 +76,14 @@ class RemoteRequestRefused(ConfigError):
     """A request to a non-loopback host was made while remote requests are blocked (tests)."""
 
 
+class ReplayDataError(ConfigError):
+    """An answers CSV or a panel is invalid; the message names the file and the problem."""
+
+
 class ModelCallError(ApexError):
     """A model call failed; ``failure`` holds the typed failure recorded as evidence."""
 
-    def __init__(self, failure: CallFailure) -> None:
+    def __init__(self, failure: Failure) -> None:
         super().__init__(f"{failure.model}: {failure.kind}: {failure.message}")
         self.failure = failure
 
@@ -105,6 +126,10 @@ class FusionError(ApexError):
 
 class AllPanelFailed(FusionError):
     """Every panel member failed, so there is nothing to synthesize."""
+
+
+class QuorumFailed(FusionError):
+    """Fewer panel members answered than the workflow's ``quorum``."""
 
 
 class StoreError(ApexError):

@@ -9,18 +9,20 @@ import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 
 from apex.errors import ConfigError
-from apex.evidence.live import fusion_events
+from apex.evidence.events import Truth
 from apex.evidence.panel import read_selection, store_weights
 from apex.graph.builder import FusionState, build_fusion_graph
 from apex.graph.nodes import FusionDeps, WeightSource
 from apex.graph.types import Candidate, Critique, FusionResult
 from apex.models.client import ModelClient
+from apex.recording import record
 from apex.store import EvidenceStore
+from apex.vote import options_of
 from apex.workflow import Workflow, load_workflow
 
 _GRAPH = build_fusion_graph()
@@ -58,20 +60,17 @@ def resolve_workflow(
         return Workflow.model_validate(wf.model_dump() | update) if update else wf
     except ValidationError as exc:
         message = exc.errors()[0]["msg"].removeprefix("Value error, ")
-        raise ConfigError(f"--panel/--judge/--critic: {message}") from None
+        raise ConfigError(
+            f"workflow '{wf.name}' with the given panel/judge/critics: {message}"
+        ) from None
 
 
 def check_workflow(workflow: Workflow, client: ModelClient) -> None:
-    """Refuse self-judging unless allowed; resolve every provider (keys) before any call."""
-    panel_models = {m.model for m in workflow.panel}
-    if workflow.judge is not None and not workflow.allow_self_judge:
-        for spec in (workflow.judge.model, workflow.judge.fallback):
-            if spec in panel_models:
-                raise ConfigError(
-                    f"workflow '{workflow.name}': judge model {spec} also sits on the panel; "
-                    "use a different judge or set allow_self_judge = true"
-                )
-    specs = [*panel_models, *(c.model for c in workflow.critics)]
+    """Resolve every provider the workflow calls (and its key) before any call is made.
+
+    The workflow itself already refused a judge that sits on the panel (unless allowed).
+    """
+    specs = [m.model for m in workflow.panel] + [c.model for c in workflow.critics]
     if workflow.judge is not None and workflow.synthesis != "vote":
         specs += [
             workflow.judge.model,
@@ -109,24 +108,29 @@ async def fuse(
     run_id: str | None = None,
     store: EvidenceStore | None = None,
     expected: str | None = None,
+    n_options: int | None = None,
 ) -> FusionResult:
     """Run one fusion cycle: panel in parallel, critics, blind judge, synthesis.
 
     With a ``store``, the panel is chosen and weighted by its record, and the cycle with its
-    evidence is recorded afterwards (``expected``, when known, is ground truth). Failures of
-    individual calls are data in the result; a result whose ``synthesis_path`` is
-    ``all_panel_failed`` or ``quorum_failed`` has no answer. Configuration errors raise.
+    evidence is recorded afterwards (``expected``, when known, is ground truth). ``n_options``
+    is the question's number of options (else the workflow's ``[extract] n_options``, else
+    counted from the prompt's option lines for choice answers); it corrects the evidence for
+    chance. Failures of individual calls are data in the result; a result whose
+    ``synthesis_path`` is ``all_panel_failed`` or ``quorum_failed`` has no answer
+    (``result.raise_for_failure()`` raises for it). Configuration errors raise.
     """
     wf = resolve_workflow(workflow)
     owned = client is None
-    client = client or ModelClient(wf)
+    client = client or ModelClient(wf.client_settings)
     try:
         check_workflow(wf, client)
         cat = category or wf.category
         skipped: dict[int, str] = {}
         if store is not None:
             weights = weights or store_weights(store)
-            skipped = await read_selection(store, wf, cat, datetime.now(UTC).replace(tzinfo=None))
+            now = datetime.now(UTC).replace(tzinfo=None)
+            skipped = await asyncio.to_thread(read_selection, store, wf, cat, now)
         deps = FusionDeps(
             client=client,
             workflow=wf,
@@ -142,22 +146,26 @@ async def fuse(
             "guidance": guidance,
             "goal": goal,
             "started": time.time(),
+            "n_options": options_of(prompt, wf.extraction, n_options),
         }
-        result: FusionResult | None = None
-        async for chunk in _GRAPH.astream(
-            state, context=deps, config={"max_concurrency": wf.concurrency}, stream_mode="updates"
+        final: dict[str, Any] = {}
+        async for mode, chunk in _GRAPH.astream(
+            state,
+            context=deps,
+            config={"max_concurrency": wf.concurrency},
+            stream_mode=["updates", "values"],
         ):
-            for node, update in chunk.items():
+            if mode == "values":
+                final = cast(dict[str, Any], chunk)
+                continue
+            for node, update in cast(dict[str, Any], chunk).items():
                 event = _event(node, update or {})
                 if event is not None and on_event is not None:
                     on_event(event)
-                if event is not None and event.kind == "result":
-                    result = event.data
-        if result is None:  # pragma: no cover - finalize always runs
-            raise ConfigError("the fusion graph ended without a result")
+        result: FusionResult = final["result"]
         if store is not None:
-            events = fusion_events(result, wf.extraction, expected=expected)
-            await asyncio.to_thread(store.record_fusion, result, events)
+            truth = Truth(expected=expected) if expected is not None else None
+            await asyncio.to_thread(record, store, result, wf.extraction, truth)
         return result
     finally:
         if owned:

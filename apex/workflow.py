@@ -14,13 +14,19 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from apex.errors import WorkflowFileError
+from apex.models.config import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_MAX_TOKENS,
+    DEFAULT_TIMEOUT_S,
+    ClientSettings,
+    Price,
+    ProviderConfig,
+)
 
 DEFAULT_WORKFLOW = "local"
-DEFAULT_TIMEOUT_S = 60.0
-DEFAULT_MAX_RETRIES = 3
-DEFAULT_CONCURRENCY = 8
-DEFAULT_MAX_TOKENS = 512
 MAX_PANEL = 8
+MAX_OPTIONS = 26
 DEFAULT_COOLDOWN_FAILURES = 3
 DEFAULT_COOLDOWN_S = 300.0
 
@@ -35,28 +41,6 @@ def _check_spec(spec: str) -> str:
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
-
-
-class ProviderConfig(_Strict):
-    """A named OpenAI-compatible provider declared in a workflow."""
-
-    base_url: str
-    """Base URL ending before ``/chat/completions``, e.g. ``http://127.0.0.1:8765/v1``."""
-    api_key_env: str | None = None
-    """Environment variable holding the key; None for keyless servers."""
-    concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
-    """At most this many calls in flight to this provider."""
-    json_schema: bool = True
-    """Whether it accepts ``response_format`` with a JSON schema (else parse-and-repair)."""
-
-
-class Price(_Strict):
-    """Declared price of a model, used only when the provider reports no cost."""
-
-    input_per_mtok: float = Field(ge=0)
-    """USD per million prompt tokens."""
-    output_per_mtok: float = Field(ge=0)
-    """USD per million completion tokens."""
 
 
 class PanelMember(_Strict):
@@ -112,6 +96,9 @@ class ExtractConfig(_Strict):
     """choice: a letter A-J; number: the last number; exact: normalized text; regex: group 1."""
     pattern: str | None = None
     """The regex for ``kind = "regex"`` (its first group, or whole match, is the answer)."""
+    n_options: int | None = Field(default=None, ge=2, le=MAX_OPTIONS)
+    """choice: how many options every question has (else the item's, else counted from the
+    prompt's option lines); it corrects agreement and learned weights for chance."""
 
     @model_validator(mode="after")
     def _regex_needs_pattern(self) -> ExtractConfig:
@@ -176,10 +163,35 @@ class Workflow(_Strict):
             return self.extract
         return ExtractConfig(kind="choice" if self.synthesis == "vote" else "exact")
 
+    @property
+    def client_settings(self) -> ClientSettings:
+        """What the model client needs from this workflow: providers, prices, limits."""
+        return ClientSettings(
+            providers=dict(self.providers),
+            prices=dict(self.prices),
+            timeout_s=self.timeout_s,
+            max_retries=self.max_retries,
+            max_tokens=self.max_tokens,
+        )
+
     @model_validator(mode="after")
     def _judge_when_needed(self) -> Workflow:
         if self.synthesis in ("judge", "select") and self.judge is None:
             raise ValueError(f"synthesis = '{self.synthesis}' needs a [judge] table")
+        return self
+
+    @model_validator(mode="after")
+    def _judge_apart_from_panel(self) -> Workflow:
+        """The judge is structurally separate: a panel model may not judge unless allowed."""
+        if self.judge is None or self.allow_self_judge:
+            return self
+        panel = {m.model for m in self.panel}
+        for spec in (self.judge.model, self.judge.fallback):
+            if spec in panel:
+                raise ValueError(
+                    f"judge model {spec} also sits on the panel; use a different judge "
+                    "or set allow_self_judge = true"
+                )
         return self
 
 
@@ -198,7 +210,7 @@ def _format_loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     for part in loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
+    return out
 
 
 def parse_workflow(text: str, source: str) -> Workflow:
@@ -213,7 +225,8 @@ def parse_workflow(text: str, source: str) -> Workflow:
     except ValidationError as exc:
         first = exc.errors()[0]
         msg = first["msg"].removeprefix("Value error, ")
-        raise WorkflowFileError(f"{source}: {_format_loc(first['loc'])}: {msg}") from None
+        where = _format_loc(first["loc"])
+        raise WorkflowFileError(f"{source}: {where + ': ' if where else ''}{msg}") from None
 
 
 def workflow_text(name_or_path: str | Path | None = None) -> tuple[str, str]:

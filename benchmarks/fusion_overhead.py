@@ -59,7 +59,7 @@ async def baseline(base_url: str) -> float:
 
 
 async def cycle(wf: Workflow) -> float:
-    async with ModelClient(wf) as client:
+    async with ModelClient(wf.client_settings) as client:
         started = time.perf_counter()
         result = await fuse("What is the answer?", workflow=wf, client=client)
         elapsed = time.perf_counter() - started

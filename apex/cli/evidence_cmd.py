@@ -1,4 +1,9 @@
-"""``apex evidence``: each model's record in the evidence store and the weight it earns."""
+"""``apex evidence``: each model's record per role in the evidence store, and its vote weight.
+
+A model has up to three records: ``panel`` (its answers: accuracy, agreement, the judge's scores,
+critics' findings, and the weight its vote earns), ``judge`` (its verdicts: failures such as
+schema mismatches, and how often its final answer turned out right) and ``critic``.
+"""
 
 from __future__ import annotations
 
@@ -9,26 +14,27 @@ from rich.markup import escape
 from rich.table import Table
 
 from apex.cli.common import console, guarded, print_json
-from apex.evidence import GLOBAL_CATEGORY, model_weight
+from apex.evidence import GLOBAL_CATEGORY, panel_weights
 from apex.store import EvidenceStore, LeaderboardRow
+from apex.types import Role
 from apex.workflow import load_workflow
 
 
-def _weights(store: EvidenceStore, rows: list[LeaderboardRow], category: str) -> list[float]:
-    """Each row's current vote weight in ``category`` (``*``: from the global record alone)."""
-    keys = [(r.model, c) for r in rows for c in (category, GLOBAL_CATEGORY)]
-    aggs = store.get_keys(keys)
-    return [model_weight(aggs[(r.model, category)], aggs[(r.model, GLOBAL_CATEGORY)]) for r in rows]
+def _weights(store: EvidenceStore, rows: list[LeaderboardRow], category: str) -> list[float | None]:
+    """Each panel row's current vote weight in ``category`` (None for judge and critic rows)."""
+    weights = panel_weights(store, [r.model for r in rows if r.role == "panel"], category)
+    return [weights[r.model] if r.role == "panel" else None for r in rows]
 
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{100 * value:.1f}%"
 
 
-def _show(rows: list[LeaderboardRow], weights: list[float], category: str, db: str) -> None:
+def _show(rows: list[LeaderboardRow], weights: list[float | None], category: str, db: str) -> None:
     scope = "all categories" if category == GLOBAL_CATEGORY else f"category {category}"
     table = Table(title=f"evidence, {scope}", title_justify="left")
     table.add_column("model", no_wrap=True)
+    table.add_column("role")
     for name in ("calls", "fail %", "failures", "judge (n)", "accuracy (n)", "weight"):
         table.add_column(name, justify="left" if name == "failures" else "right")
     for row, weight in zip(rows, weights, strict=True):
@@ -37,17 +43,19 @@ def _show(rows: list[LeaderboardRow], weights: list[float], category: str, db: s
         accuracy = "-" if row.accuracy is None else f"{_pct(row.accuracy)} ({row.ground_truth:.0f})"
         table.add_row(
             escape(row.model),
+            row.role,
             str(row.calls),
             _pct(row.failure_rate),
             kinds,
             judge,
             accuracy,
-            f"{weight:.2f}",
+            "-" if weight is None else f"{weight:.2f}",
         )
     console.print(table)
     console.print(
-        "[dim]rates and means decay with each model's own events; calls and counts are lifetime; "
-        f"weight 1.00 is a plain majority vote · {escape(db)}[/dim]",
+        "[dim]rates and means decay with each record's own events; calls and counts are lifetime; "
+        "judge accuracy: how often its final answer was right; weight 1.00 is a plain majority "
+        f"vote · {escape(db)}[/dim]",
         highlight=False,
     )
 
@@ -65,12 +73,15 @@ def evidence(
         str | None,
         typer.Option("--workflow", "-w", help="Workflow whose `db` key names the database."),
     ] = None,
+    role: Annotated[
+        Role | None, typer.Option(help="Only this role's records: panel, judge or critic.")
+    ] = None,
 ) -> None:
     """Show each model's record (calls, failures, judge scores, accuracy) and its weight."""
     cat = category or GLOBAL_CATEGORY
     workflow_db = load_workflow(workflow).db if workflow else None
     with EvidenceStore(db, workflow_db=workflow_db) as store:
-        rows = store.leaderboard(category)
+        rows = store.leaderboard(category, role)
         weights = _weights(store, rows, cat)
         name = store.masked_url
     if json_out:

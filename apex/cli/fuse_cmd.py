@@ -20,7 +20,7 @@ from apex.graph.types import Analysis, Candidate, FusionResult
 from apex.models.client import ModelClient
 from apex.models.local import DEMO_MODEL_NOTE
 from apex.store import EvidenceStore
-from apex.workflow import Workflow
+from apex.workflow import MAX_OPTIONS, Workflow
 
 DEFAULT_BATCH_CONCURRENCY = 4
 
@@ -107,7 +107,8 @@ def _show(result: FusionResult) -> None:
 
 
 def read_batch(path: Path) -> list[dict[str, Any]]:
-    """The items of a batch file: JSON lines with a "prompt" (and "id", "category", "expected")."""
+    """The items of a batch file: JSON lines with a "prompt" (and "id", "category", "expected",
+    "n_options")."""
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except OSError as exc:
@@ -122,6 +123,11 @@ def read_batch(path: Path) -> list[dict[str, Any]]:
             raise ConfigError(f"{path}:{number}: not a JSON object") from None
         if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
             raise ConfigError(f'{path}:{number}: each line needs a "prompt" string')
+        options = item.get("n_options")
+        if options is not None and (type(options) is not int or not 2 <= options <= MAX_OPTIONS):
+            raise ConfigError(
+                f'{path}:{number}: "n_options" must be a whole number from 2 to {MAX_OPTIONS}'
+            )
         item.setdefault("id", str(number))
         items.append(item)
     return items
@@ -136,7 +142,7 @@ async def _batch(
 ) -> int:
     gate = asyncio.Semaphore(concurrency)
     failures = 0
-    async with ModelClient(workflow) as client:
+    async with ModelClient(workflow.client_settings) as client:
         check_workflow(workflow, client)
 
         async def one(item: dict[str, Any]) -> None:
@@ -150,6 +156,7 @@ async def _batch(
                     category=item.get("category") or category,
                     store=store,
                     expected=None if expected is None else str(expected),
+                    n_options=item.get("n_options"),
                 )
             failures += not result.ok
             line = {"id": item["id"], "expected": item.get("expected")} | result_json(result)
@@ -173,11 +180,20 @@ def fuse_command(
     ] = None,
     category: Annotated[str | None, typer.Option(help="Task category for evidence.")] = None,
     batch: Annotated[
-        Path | None, typer.Option(help='JSONL file of {"id", "prompt", "category"?, "expected"?}.')
+        Path | None,
+        typer.Option(
+            help='JSONL file of {"id", "prompt", "category"?, "expected"?, "n_options"?}.'
+        ),
     ] = None,
     concurrency: Annotated[
         int, typer.Option(min=1, help="Fusions in flight with --batch.")
     ] = DEFAULT_BATCH_CONCURRENCY,
+    n_options: Annotated[
+        int | None,
+        typer.Option(
+            min=2, max=MAX_OPTIONS, help="The question's number of options (else counted)."
+        ),
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     db: Annotated[
         str | None, typer.Option(help="Evidence store URL (else APEX_DB, workflow db, default).")
@@ -197,7 +213,7 @@ def fuse_command(
         raise typer.Exit(1 if failed else 0)
     assert prompt is not None
     if json_out:
-        result = run(fuse(prompt, workflow=wf, category=category, store=store))
+        result = run(fuse(prompt, workflow=wf, category=category, store=store, n_options=n_options))
         print_json(result_json(result))
     else:
         progress = _Progress(wf)
@@ -208,7 +224,14 @@ def fuse_command(
                 live.update(progress.table())
 
             result = run(
-                fuse(prompt, workflow=wf, category=category, on_event=on_event, store=store)
+                fuse(
+                    prompt,
+                    workflow=wf,
+                    category=category,
+                    on_event=on_event,
+                    store=store,
+                    n_options=n_options,
+                )
             )
         _show(result)
         if any(c.model.startswith("local:smollm2") for c in result.candidates):

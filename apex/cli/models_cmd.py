@@ -36,7 +36,7 @@ async def _reach(client: ModelClient, name: str) -> tuple[str, str]:
         provider = client.provider(name)
         provider.check_allowed()
     except MissingAPIKeyError:
-        return "no key", f"set {provider_configs(client.workflow)[name].api_key_env}"
+        return "no key", f"set {provider_configs(client.settings.providers)[name].api_key_env}"
     except ApexError as exc:
         return "not configured", str(exc)
     started = time.perf_counter()
@@ -55,10 +55,10 @@ async def _reach(client: ModelClient, name: str) -> tuple[str, str]:
 def models(workflow: WorkflowOption = None, json_out: bool = typer.Option(False, "--json")) -> None:
     """List configured providers and the workflow's models, checking each provider concurrently."""
     wf = _workflow(workflow)
-    names = sorted(provider_configs(wf))
+    names = sorted(provider_configs(wf.providers if wf else None))
 
     async def check() -> list[tuple[str, str]]:
-        async with ModelClient(wf) as client:
+        async with ModelClient(wf.client_settings if wf else None) as client:
             return list(await asyncio.gather(*(_reach(client, n) for n in names)))
 
     status = run(check())
@@ -68,7 +68,7 @@ def models(workflow: WorkflowOption = None, json_out: bool = typer.Option(False,
         specs += [wf.judge.model] if wf.judge else []
         for spec in dict.fromkeys(specs):
             used.setdefault(spec.partition(":")[0], []).append(spec)
-    configs = provider_configs(wf)
+    configs = provider_configs(wf.providers if wf else None)
     rows = [
         {
             "provider": n,
@@ -110,7 +110,7 @@ def ask(
     wf = _workflow(workflow)
 
     async def call() -> ChatResult:
-        async with ModelClient(wf) as client:
+        async with ModelClient(wf.client_settings if wf else None) as client:
             request = ChatRequest.of(prompt, max_tokens=max_tokens, temperature=temperature)
             return await client.model(model).chat(request)
 

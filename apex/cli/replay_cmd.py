@@ -12,7 +12,7 @@ one keyed query and its evidence written in one transaction, as in live fusion.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,18 +21,10 @@ from rich.markup import escape
 from rich.table import Table
 
 from apex.cli.common import console, fail, guarded, print_json
-from apex.evidence import (
-    GLOBAL_CATEGORY,
-    AggregateStore,
-    EvidenceEvent,
-    ModelAggregate,
-    ReplayDataError,
-    ReplayReport,
-    load_answers,
-    run_replay,
-)
+from apex.errors import ReplayDataError
+from apex.evidence import GLOBAL_CATEGORY, ReplayReport, load_answers, run_replay
 from apex.evidence.replay import AnswerTable
-from apex.store import EvidenceStore
+from apex.store import AggregateStore, EvidenceStore, record_keys
 
 CSV_FORMAT = (
     "an answers CSV has columns qid,category,n_options,gold, then one per model (A-J or null)"
@@ -40,38 +32,6 @@ CSV_FORMAT = (
 """The format reminder appended to errors about the CSV."""
 MEMORY_STORE = "memory"
 """What ``--json`` reports as ``store`` for a replay without ``--db``."""
-
-
-class PanelReads:
-    """An :class:`EvidenceStore` seen as an aggregate store that reads a whole panel at once.
-
-    The replay asks for each voter's category and global aggregate one by one; the first miss
-    after a write reads every panel model's two aggregates in one keyed query
-    (:meth:`EvidenceStore.get_keys`), the rest are served from that read. Every write goes
-    straight to the store and empties the cache, so each question's weights are read fresh from
-    the database. Implements :class:`~apex.evidence.aggregate.AggregateStore`.
-    """
-
-    def __init__(self, store: EvidenceStore, panel: Sequence[str]) -> None:
-        """Read ``panel``'s aggregates from ``store``."""
-        self.store = store
-        """The underlying store."""
-        self.panel = list(panel)
-        """Models whose aggregates are read together."""
-        self._cache: dict[tuple[str, str], ModelAggregate] = {}
-
-    def get(self, model: str, category: str) -> ModelAggregate:
-        """The aggregate of ``(model, category)``, read with the whole panel's."""
-        key = (model, category)
-        if key not in self._cache:
-            keys = [(m, c) for m in self.panel for c in (category, GLOBAL_CATEGORY)]
-            self._cache.update(self.store.get_keys([*keys, key]))
-        return self._cache[key]
-
-    def apply(self, events: Iterable[EvidenceEvent]) -> None:
-        """Write events to the store (one transaction) and forget what was read."""
-        self.store.apply(events)
-        self._cache.clear()
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -102,7 +62,8 @@ def _load(path: Path, panel: list[str] | None) -> AnswerTable:
 
 def _open_store(db: str, panel: Sequence[str]) -> EvidenceStore:
     store = EvidenceStore(db)
-    held = [m for m, agg in store.get_many(list(panel), GLOBAL_CATEGORY).items() if agg.events]
+    aggs = store.get_keys(record_keys(panel, GLOBAL_CATEGORY))
+    held = [model for (model, _, _), agg in aggs.items() if agg.events]
     if held:
         name = store.masked_url
         store.close()
@@ -192,7 +153,7 @@ def replay(
     sql: EvidenceStore | None = None
     if db is not None:
         sql = _open_store(db, chosen)
-        store, where = PanelReads(sql, chosen), sql.masked_url
+        store, where = sql, sql.masked_url
     try:
         report = run_replay(table, chosen, seed=seed, ground_truth=ground_truth, store=store)
     finally:

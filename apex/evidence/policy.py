@@ -2,16 +2,17 @@
 
 How a panel's answers are fused
 -------------------------------
-Each panel model's answer is one vote; the fused answer is the weighted plurality: the answer
-whose voters' weights sum highest. Exact ties are broken by a hash of the question key and the
-answer, so a tie is settled the same way every time, but no letter or model is favoured across
-questions. A model that failed or abstained has no vote.
+Each panel model's answer is one vote; the fused answer is the weighted plurality
+(:func:`apex.vote.plurality`): the answer whose voters' weights sum highest. Exact ties are
+broken by a hash of the question key and the answer, so a tie is settled the same way every
+time, but no letter or model is favoured across questions. A model that failed or abstained has
+no vote.
 
 Where a weight comes from
 -------------------------
-A weight is read from two aggregates of the model: its record in the task's category and its
-global record (category ``"*"``). Evidence is of two strengths, kept apart in the aggregate and
-combined here.
+A weight is read from two aggregates of the model's panel record: its record in the task's
+category and its global record (category ``"*"``; :func:`~apex.store.aggregate.record_keys`).
+Evidence is of two strengths, kept apart in the aggregate and combined here.
 
 1. Ground truth (a verified right/wrong verdict) drives a *learned, discriminative* weight. The
    weights are those of a conditional-logit model of the gold answer given the votes
@@ -56,24 +57,22 @@ consecutive failures, decayed severity) for panel selection and reporting; it do
 weights, since a failed call already casts no vote and findings are not yet calibrated.
 
 All evidence decays with a half-life counted in the model's own events (see
-:data:`apex.evidence.aggregate.DEFAULT_HALF_LIFE_EVENTS`), so a model that changes is re-learned.
+:data:`apex.store.aggregate.DEFAULT_HALF_LIFE_EVENTS`), so a model that changes is re-learned.
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
-from collections import Counter
 from collections.abc import Iterable, Mapping
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from apex.evidence.aggregate import (
+from apex.store.aggregate import (
     GLOBAL_CATEGORY,
-    AggregateStore,
-    EvidenceEvent,
-    EvidenceKind,
+    AggKey,
+    AggregateReader,
     ModelAggregate,
+    record_keys,
 )
 
 DEFAULT_PRIOR_WEIGHT = 1.0
@@ -92,12 +91,8 @@ DEFAULT_AGREEMENT_THRESHOLD = 0.55
 peers agreeing on ten options; the margin over one half is for correlated errors)."""
 DEFAULT_AGREEMENT_GAIN = 6.0
 """Extra weight per unit of agreement log-odds above the threshold."""
-DEFAULT_MIN_PEERS = 3
-"""Fewest other answering panel members for an agreement verdict: with one or two peers the
-rate measures how alike two particular models are (a family resemblance) more than accuracy."""
 DEFAULT_JUDGE_GAIN = 0.5
 """Largest weight change from the judge's mean score (score 1: +gain, score 0: -gain)."""
-_TIE_TOLERANCE = 1e-9
 
 
 class WeightPolicy(BaseModel):
@@ -182,150 +177,33 @@ def model_weight(
     return min(max(weight, policy.min_weight), policy.max_weight)
 
 
-def panel_weights(
-    store: AggregateStore,
+def weights_of(
+    aggs: Mapping[AggKey, ModelAggregate],
     models: Iterable[str],
     category: str,
     n_options: int | None = None,
     policy: WeightPolicy = DEFAULT_POLICY,
 ) -> dict[str, float]:
-    """The weight of each model on a question of ``category``, read from ``store``."""
+    """Each model's vote weight from its panel records (as read with ``record_keys``)."""
+
+    def record(model: str, cat: str) -> ModelAggregate:
+        return aggs.get((model, "panel", cat)) or ModelAggregate.empty(model, "panel", cat)
+
     return {
-        m: model_weight(store.get(m, category), store.get(m, GLOBAL_CATEGORY), n_options, policy)
+        m: model_weight(record(m, category), record(m, GLOBAL_CATEGORY), n_options, policy)
         for m in models
     }
 
 
-def vote_scores(
-    answers: Mapping[str, str | None],
-    weights: Mapping[str, float],
-    default_weight: float = DEFAULT_PRIOR_WEIGHT,
-) -> dict[str, float]:
-    """Summed weight of each distinct answer (models answering None abstain)."""
-    scores: dict[str, float] = {}
-    for model, answer in answers.items():
-        if answer is not None:
-            scores[answer] = scores.get(answer, 0.0) + weights.get(model, default_weight)
-    return scores
-
-
-def top_answers(scores: Mapping[str, float]) -> list[str]:
-    """The answers tied at the highest score (empty when there is none)."""
-    if not scores:
-        return []
-    best = max(scores.values())
-    tol = _TIE_TOLERANCE * max(1.0, abs(best))
-    return [a for a, s in scores.items() if s >= best - tol]
-
-
-def tie_break(candidates: Iterable[str], tie_key: str = "") -> str:
-    """Pick one of tied answers: deterministic for a key, fair across keys (a hash)."""
-
-    def rank(answer: str) -> bytes:
-        return hashlib.blake2b(f"{tie_key}\x1f{answer}".encode(), digest_size=8).digest()
-
-    return min(candidates, key=rank)
-
-
-def weighted_vote(
-    answers: Mapping[str, str | None],
-    weights: Mapping[str, float],
-    *,
-    tie_key: str = "",
-    default_weight: float = DEFAULT_PRIOR_WEIGHT,
-) -> str | None:
-    """The weighted plurality answer, or None when every model abstained.
-
-    Models missing from ``weights`` weigh ``default_weight``. Exact ties are broken by
-    :func:`tie_break` with ``tie_key`` (use the question's id).
-    """
-    tied = top_answers(vote_scores(answers, weights, default_weight))
-    if not tied:
-        return None
-    return tied[0] if len(tied) == 1 else tie_break(tied, tie_key)
-
-
-def vote_distribution(
-    answers: Mapping[str, str | None],
-    weights: Mapping[str, float],
-    n_options: int | None = None,
-    default_weight: float = DEFAULT_PRIOR_WEIGHT,
-) -> dict[str, float]:
-    """Probability of each voted answer under the conditional-logit reading of the vote.
-
-    P(answer) is proportional to exp(summed weight of its voters); the ``n_options`` minus voted
-    options that got no vote share the rest (score 0). Only voted answers are returned.
-    """
-    scores = vote_scores(answers, weights, default_weight)
-    if not scores:
-        return {}
-    top = max(scores.values())
-    unvoted = max(0, (n_options or 0) - len(scores))
-    exp = {a: math.exp(s - top) for a, s in scores.items()}
-    total = sum(exp.values()) + unvoted * math.exp(-top)
-    return {a: e / total for a, e in exp.items()}
-
-
-def peer_agreement(
-    answers: Mapping[str, str | None],
-    min_peers: int = DEFAULT_MIN_PEERS,
-    n_options: int | None = None,
-) -> dict[str, float | None]:
-    """For each answering model: the share of the other answering models with the same answer.
-
-    With ``n_options`` the share is corrected for chance, (share - 1/K) / (1 - 1/K) floored at
-    0, so that agreement on four-option questions is not worth more than on ten-option ones.
-    None when fewer than ``min_peers`` other models answered (no usable reference).
-    """
-    counts = Counter(a for a in answers.values() if a is not None)
-    others = sum(counts.values()) - 1
-    if others < max(min_peers, 1):
-        return {m: None for m, a in answers.items() if a is not None}
-    chance = 1.0 / n_options if n_options else 0.0
-    return {
-        model: max(0.0, ((counts[answer] - 1) / others - chance) / (1.0 - chance))
-        for model, answer in answers.items()
-        if answer is not None
-    }
-
-
-def synthesis_events(
-    answers: Mapping[str, str | None],
+def panel_weights(
+    store: AggregateReader,
+    models: Iterable[str],
     category: str,
-    weights: Mapping[str, float],
-    *,
     n_options: int | None = None,
-    gold: str | None = None,
-    kind: EvidenceKind = "answer",
-    default_weight: float = DEFAULT_PRIOR_WEIGHT,
-    min_peers: int = DEFAULT_MIN_PEERS,
-) -> list[EvidenceEvent]:
-    """The evidence one synthesis yields: one event per answering model.
-
-    Each event carries the model's :func:`peer_agreement`, the fused ``support`` of its answer
-    (the vote distribution under ``weights``, the weights the vote used) and, when ``gold`` is
-    given, whether it was right. ``kind`` is ``answer`` when the calls just succeeded, or
-    ``verdict`` for a judgement arriving later (events with nothing to report are then dropped).
-    """
-    agreement = peer_agreement(answers, min_peers, n_options)
-    dist = vote_distribution(answers, weights, n_options, default_weight)
-    events: list[EvidenceEvent] = []
-    for model, answer in answers.items():
-        if answer is None:
-            continue
-        correct = None if gold is None else answer == gold
-        agreed = agreement.get(model)
-        if kind == "verdict" and correct is None and agreed is None:
-            continue
-        events.append(
-            EvidenceEvent(
-                model=model,
-                category=category,
-                kind=kind,
-                correct=correct,
-                agreed=agreed,
-                support=dist[answer],
-                n_options=n_options,
-            )
-        )
-    return events
+    policy: WeightPolicy = DEFAULT_POLICY,
+) -> dict[str, float]:
+    """The weight of each model on a question of ``category``, read from ``store`` at once."""
+    wanted = list(dict.fromkeys(models))
+    return weights_of(
+        store.get_keys(record_keys(wanted, category)), wanted, category, n_options, policy
+    )

@@ -3,11 +3,12 @@
 The input is a CSV ``qid,category,n_options,gold,<one column per model>`` whose model cells are
 answer letters (``A``..) or ``null`` (no answer: the model abstains), e.g. the MMLU-Pro bench in
 ``/work/shared/bench/mmlu-pro``. Questions are visited in a seeded random order; each is
-fused by weighted vote from the evidence gathered so far, then its outcome becomes evidence: with
-ground truth, every answer's verdict against the gold; without, only each answer's agreement with
-the other panel members (the share that gave the same answer). Baselines use hindsight or no
-learning: the best single model (the one best over the whole file), plain majority and the
-oracle (some model was right).
+fused by weighted vote from the evidence gathered so far, then its outcome becomes evidence
+through :func:`~apex.evidence.events.cycle_events`, the function live fusion uses: with ground
+truth, every answer's verdict against the gold; without, only each answer's agreement with the
+other panel members. A recorded answer plays a panel call that succeeded; ``null`` one whose
+answer had no extractable choice. Baselines use hindsight or no learning: the best single model
+(the one best over the whole file), plain majority and the oracle (some model was right).
 """
 
 from __future__ import annotations
@@ -20,19 +21,13 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
-from apex.errors import ApexError
-from apex.evidence.aggregate import GLOBAL_CATEGORY, AggregateStore
-from apex.evidence.memory import InMemoryAggregates
-from apex.evidence.policy import (
-    DEFAULT_POLICY,
-    WeightPolicy,
-    model_weight,
-    panel_weights,
-    synthesis_events,
-    tie_break,
-    top_answers,
-    vote_scores,
-)
+from apex.errors import ReplayDataError
+from apex.evidence.events import CallOutcome, CycleRecord, PanelVote, Truth, cycle_events
+from apex.evidence.policy import DEFAULT_POLICY, WeightPolicy, model_weight, panel_weights
+from apex.store.aggregate import GLOBAL_CATEGORY, AggregateStore
+from apex.store.memory import InMemoryAggregates
+from apex.vote import plurality, top_answers, vote_scores
+from apex.workflow import ExtractConfig
 
 HEADER = ("qid", "category", "n_options", "gold")
 """The fixed leading columns of an answers CSV; model columns follow."""
@@ -40,10 +35,8 @@ NULL = "null"
 """Cell value of a model that gave no answer."""
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 """Answer letters, in option order (a question with K options uses the first K)."""
-
-
-class ReplayDataError(ApexError, ValueError):
-    """An answers CSV or a panel is invalid; the message names the file and the problem."""
+CHOICE = ExtractConfig(kind="choice")
+"""Recorded answers are option letters."""
 
 
 class AnswerTable(BaseModel):
@@ -235,30 +228,21 @@ def run_replay(
         gold, cat, k = table.gold[q], table.categories[q], table.n_options[q]
         row = table.answers[q]
         answers = {m: row[c] for m, c in zip(models, cols, strict=True)}
-        voters = [m for m, a in answers.items() if a is not None]
         tot["best"] += answers[models[best_i]] == gold
         tot["oracle"] += gold in answers.values()
         plain = top_answers(vote_scores(answers, {}))
         ties["majority"] += len(plain) > 1
         tot["majority"] += (gold in plain) / len(plain) if plain else 0.0
-        weights = panel_weights(store, voters, cat, k, policy)
-        tied = top_answers(vote_scores(answers, weights, policy.prior_weight))
+        weights = panel_weights(store, models, cat, k, policy)
+        record = recorded_cycle(answers, weights, cat, k)
+        tied = top_answers(vote_scores(answers, weights))
         if tied:
-            fused = tied[0] if len(tied) == 1 else tie_break(tied, f"{seed}:{table.qids[q]}")
+            fused = plurality(answers, weights, tie_key=f"{seed}:{table.qids[q]}")
             ties["policy"] += len(tied) > 1
             tot["policy"] += fused == gold
             tot["policy_ev"] += (gold in tied) / len(tied)
             cat_right[cat] = cat_right.get(cat, 0.0) + (fused == gold)
-            store.apply(
-                synthesis_events(
-                    answers,
-                    cat,
-                    weights,
-                    n_options=k,
-                    gold=gold if ground_truth else None,
-                    default_weight=policy.prior_weight,
-                )
-            )
+        store.apply(cycle_events(record, Truth(expected=gold) if ground_truth else None))
         if seen % curve_every == 0 or seen == n:
             curve.append(
                 CurvePoint(
@@ -277,7 +261,7 @@ def run_replay(
     stats = []
     for i, (m, c) in enumerate(zip(models, cols, strict=True)):
         answered = sum(table.answers[q][c] is not None for q in range(n))
-        glob = store.get(m, GLOBAL_CATEGORY)
+        glob = store.get_keys([(m, "panel", GLOBAL_CATEGORY)])[(m, "panel", GLOBAL_CATEGORY)]
         stats.append(
             ModelStats(
                 model=m,
@@ -306,6 +290,23 @@ def run_replay(
         models=stats,
         curve=curve,
         elapsed_s=elapsed,
+    )
+
+
+def recorded_cycle(
+    answers: dict[str, str | None], weights: dict[str, float], category: str, n_options: int
+) -> CycleRecord:
+    """The evidence record of one recorded question: every model a successful panel call,
+    labelled by its name, whose answer is the recorded letter (None: no extractable choice)."""
+    return CycleRecord(
+        category=category,
+        n_options=n_options,
+        extract=CHOICE,
+        calls=[CallOutcome(role="panel", model=m, ok=True, label=m) for m in answers],
+        votes=[
+            PanelVote(label=m, model=m, answer=a, weight=weights.get(m, 1.0))
+            for m, a in answers.items()
+        ],
     )
 
 

@@ -23,9 +23,8 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 
-from apex.evidence.aggregate import GLOBAL_CATEGORY, EvidenceEvent
-from apex.evidence.live import fusion_events
-from apex.evidence.panel import AggregateReader, select_panel
+from apex.evidence.events import Truth
+from apex.evidence.panel import RecordReader, read_selection
 from apex.faults import fault_point
 from apex.goals import decide
 from apex.goals.types import CycleSummary, GoalSpec, GoalStateName
@@ -33,6 +32,9 @@ from apex.goals.verify import Verdict, VerifierFunc, verify
 from apex.graph.builder import CycleInput, build_fusion_graph
 from apex.graph.nodes import FusionDeps
 from apex.graph.types import FusionResult
+from apex.recording import evidence_of
+from apex.store import EvidenceEvent, RunRows
+from apex.vote import options_of
 
 
 class GoalRepo(Protocol):
@@ -64,7 +66,7 @@ class GoalRepo(Protocol):
         self,
         goal_id: str,
         summary: CycleSummary,
-        result: FusionResult,
+        rows: RunRows,
         events: Sequence[EvidenceEvent],
     ) -> None:
         """Write the cycle, its run and its evidence; idempotent on run id and cycle."""
@@ -90,7 +92,7 @@ class GoalDeps(FusionDeps):
 
     spec: GoalSpec | None = None
     repo: GoalRepo | None = None
-    evidence: AggregateReader | None = None
+    evidence: RecordReader | None = None
     verifier_func: VerifierFunc | None = None
     on_event: Any = None
     cycle: int = 0
@@ -138,11 +140,8 @@ def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
     number = len(cycles) + 1
     skipped: dict[int, str] = {}
     if deps.evidence is not None:
-        models = sorted({m.model for m in deps.workflow.panel})
-        keys = [(m, c) for m in models for c in (spec.category, GLOBAL_CATEGORY)]
         now = datetime.now(UTC).replace(tzinfo=None)
-        aggs, updated = deps.evidence.get_keys(keys), deps.evidence.updated_at(models)
-        skipped = select_panel(deps.workflow, spec.category, aggs, updated, now)
+        skipped = read_selection(deps.evidence, deps.workflow, spec.category, now)
     deps.emit("cycle_started", number)
     fault_point("before_panel")
     return {
@@ -155,6 +154,7 @@ def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
         "goal": True,
         "skipped": skipped,
         "started": datetime.now(UTC).timestamp(),
+        "n_options": options_of(spec.objective, deps.workflow.extraction, spec.n_options),
     }
 
 
@@ -208,10 +208,14 @@ def _record(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any
     result, verdicts = state["result"], state.get("verdicts", {})
     number = int(result.run_id.rsplit("-c", 1)[1])
     summary = _summary(number, result, verdicts)
-    # Each candidate's own verdict is ground truth for its model.
-    by_label = {label: v.met for label, v in verdicts.items() if label != "final"}
-    events = fusion_events(result, deps.workflow.extraction, correct_by_label=by_label)
-    deps.repo.record_cycle(deps.spec.id, summary, result, events)
+    # Each candidate's own verdict is ground truth for its model; the final one for the judge.
+    final = verdicts.get("final")
+    truth = Truth(
+        by_label={label: v.met for label, v in verdicts.items() if label != "final"},
+        final_correct=final.met if final is not None else None,
+    )
+    rows, events = evidence_of(result, deps.workflow.extraction, truth)
+    deps.repo.record_cycle(deps.spec.id, summary, rows, events)
     deps.emit("cycle_finished", summary.cycle, summary)
     return {}
 

@@ -47,6 +47,7 @@ class Goal:
         store: EvidenceStore | None = None,
         goal_id: str | None = None,
         on_event: GoalEventHandler | None = None,
+        n_options: int | None = None,
     ) -> None:
         text, source = workflow_text(workflow)
         wf = parse_workflow(text, source)
@@ -62,6 +63,7 @@ class Goal:
             limits=limits or Limits(),
             verifier=verifier if isinstance(verifier, VerifierSpec) else None,
             blocked_after=blocked_after,
+            n_options=n_options,
         )
         """The goal as stored."""
         self.verifier_func = None if isinstance(verifier, VerifierSpec) else verifier
@@ -117,7 +119,10 @@ async def drive(
         "max_concurrency": workflow.concurrency,
     }
     try:
-        async with ModelClient(workflow) as client, open_checkpointer(store) as saver:
+        async with (
+            ModelClient(workflow.client_settings) as client,
+            open_checkpointer(store) as saver,
+        ):
             graph = build_goal_graph(saver)
             snapshot = await graph.aget_state(config)
             start: GoalLoopState | None = None if snapshot.next else {"goal_id": spec.id}

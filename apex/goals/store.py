@@ -13,11 +13,9 @@ from sqlalchemy import exc
 from sqlalchemy.engine import make_url
 
 from apex.errors import GoalError, StoreError
-from apex.evidence.aggregate import EvidenceEvent
 from apex.faults import fault_point
 from apex.goals.types import TERMINAL_STATES, CycleSummary, GoalSpec, GoalStateName, GoalStatus
-from apex.graph.types import FusionResult
-from apex.store import EvidenceStore
+from apex.store import EvidenceEvent, EvidenceStore, RunRows
 from apex.store.apply import insert_ignore
 from apex.store.engine import (
     DEFAULT_BUSY_TIMEOUT_S,
@@ -169,11 +167,11 @@ class GoalStore:
         self,
         goal_id: str,
         summary: CycleSummary,
-        result: FusionResult,
+        rows: RunRows,
         events: Sequence[EvidenceEvent],
     ) -> None:
         """The cycle's run and evidence, then its row: each write idempotent on its key."""
-        self.store.record_fusion(result, events)
+        self.store.record_run(rows, events)
         fault_point("evidence_write")
         row = {
             "goal_id": goal_id,

@@ -53,6 +53,8 @@ class GoalSpec(BaseModel):
     """The verifier, when one is given (it has the last word)."""
     blocked_after: int = Field(default=DEFAULT_BLOCKED_AFTER, ge=1)
     """Blocked when the judge reports the same blocker this many cycles in a row."""
+    n_options: int | None = Field(default=None, ge=2)
+    """The objective's number of options, when it is a choice among fixed options."""
 
 
 class CycleSummary(BaseModel):

@@ -40,6 +40,7 @@ class CycleInput(TypedDict, total=False):
     goal: bool
     skipped: dict[int, str]
     started: float
+    n_options: int | None
 
 
 class FusionState(CycleInput, total=False):
@@ -69,7 +70,9 @@ def _fan_out_panel(state: FusionState, runtime: Runtime[FusionDeps]) -> list[Sen
 
 
 async def _generate(state: GenerateTask, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
-    return {"candidates": [await nodes.generate(state, runtime.context)]}
+    deps = runtime.context
+    model = deps.client.model(state.spec.model)
+    return {"candidates": [await nodes.generate(state, model, deps.answer_format())]}
 
 
 async def _gather(state: FusionState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
@@ -79,7 +82,8 @@ async def _gather(state: FusionState, runtime: Runtime[FusionDeps]) -> dict[str,
     weights: dict[str, float] = {}
     if deps.weights is not None:
         models = sorted({c.model for c in candidates})
-        weights = await deps.weights(models, state.get("category", deps.workflow.category))
+        category = state.get("category", deps.workflow.category)
+        weights = await deps.weights(models, category, state.get("n_options"))
     return {
         "labels": labels,
         "label_weights": synthesis.label_weights(candidates, labels, weights),
@@ -94,7 +98,7 @@ def _to_judge(state: FusionState, deps: FusionDeps) -> Send | str:
     candidates = synthesis.labeled(state.get("candidates", []), state["labels"])
     inp = synthesis.judge_input(
         state["prompt"],
-        workflow,
+        "select" if workflow.synthesis == "select" else "judge",
         candidates,
         state.get("critiques", []),
         synthesis.hints(state.get("label_weights", {}), state.get("has_evidence", False)),
@@ -122,7 +126,8 @@ def _after_gather(state: FusionState, runtime: Runtime[FusionDeps]) -> list[Send
 
 
 async def _critique(state: CritiqueTask, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
-    return {"critiques": [await nodes.critique(state, runtime.context)]}
+    model = runtime.context.client.model(state.spec.model)
+    return {"critiques": [await nodes.critique(state, model)]}
 
 
 def _reviewed(state: FusionState) -> dict[str, Any]:
@@ -135,8 +140,12 @@ def _after_review(state: FusionState, runtime: Runtime[FusionDeps]) -> Send | st
 
 
 async def _judge(state: JudgeInput, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
-    """The judge node: its input is a JudgeInput sent to it, never the graph state."""
-    return {"outcome": await nodes.judge(state, runtime.context)}
+    """The judge node: a JudgeInput sent to it, never the graph state; JudgeDeps, never the
+    workflow or the client."""
+    deps = runtime.context.judge_deps()
+    if deps is None:  # pragma: no cover - _to_judge sends nothing without a judge
+        return {"outcome": JudgeOutcome()}
+    return {"outcome": await nodes.judge(state, deps)}
 
 
 def _finalize(state: FusionState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
@@ -153,6 +162,7 @@ def _finalize(state: FusionState, runtime: Runtime[FusionDeps]) -> dict[str, Any
         weights_by_label=state.get("label_weights", {}),
         skipped=state.get("skipped", {}),
         latency_s=time.time() - state.get("started", time.time()),
+        n_options=state.get("n_options"),
     )
     return {"result": result}
 

@@ -1,8 +1,9 @@
 """The three kinds of model-calling node: generator, critic and judge.
 
-Each takes only its own task type (sent to it with LangGraph's ``Send``) plus the run's
-dependencies; none of them reads the graph state. The judge's task type is :class:`JudgeInput`,
-which carries labels, never model names.
+Each takes only its own task type (sent to it with LangGraph's ``Send``) and the one model it may
+call; none of them reads the graph state or the workflow. The judge's task type is
+:class:`JudgeInput`, which carries labels, never model names, and its dependency is
+:class:`JudgeDeps`, which can call the judge models only.
 """
 
 from __future__ import annotations
@@ -33,24 +34,68 @@ from apex.graph.types import (
     LabeledCandidate,
     LabelScore,
     Review,
-    Role,
 )
-from apex.models.client import ModelClient
+from apex.models.client import ChatModel, ModelClient
 from apex.models.types import CallFailure, ChatRequest, ChatResult
+from apex.types import Role
 from apex.workflow import CriticConfig, PanelMember, Workflow
 
-WeightSource = Callable[[list[str], str], Awaitable[dict[str, float]]]
-"""Given panel model specs and a category, their current weights (1.0 = no evidence)."""
+DEFAULT_JUDGE_MAX_TOKENS = 1024
+"""The judge's token cap when neither it nor the workflow asks for more."""
+
+WeightSource = Callable[[list[str], str, int | None], Awaitable[dict[str, float]]]
+"""Given panel model specs, a category and the number of options, their current weights
+(1.0 = no evidence)."""
+
+
+@dataclass(frozen=True)
+class JudgeDeps:
+    """Everything the judge node may use, and nothing more: its own models and settings.
+
+    It holds no client, no workflow and no store: the judge can call only ``primary`` and
+    ``fallback``, and knows nothing of the panel but the labelled texts in its input.
+    """
+
+    primary: ChatModel
+    """The judge."""
+    fallback: ChatModel | None = None
+    """The judge tried when the first fails twice."""
+    temperature: float | None = None
+    """Sampling temperature."""
+    max_tokens: int = DEFAULT_JUDGE_MAX_TOKENS
+    """Token cap for the verdict."""
 
 
 @dataclass
 class FusionDeps:
-    """What the nodes need besides their task: the client, the workflow, evidence."""
+    """What the cycle's nodes are built from: the client, the workflow, evidence, randomness.
+
+    Node functions never receive this whole: each gets only its own model (and the judge
+    only :class:`JudgeDeps`, see :meth:`judge_deps`).
+    """
 
     client: ModelClient
     workflow: Workflow
     weights: WeightSource | None = None
     rng: random.Random = field(default_factory=random.SystemRandom)
+
+    def judge_deps(self) -> JudgeDeps | None:
+        """The judge's own dependencies (None when the workflow has no judge)."""
+        config = self.workflow.judge
+        if config is None:
+            return None
+        return JudgeDeps(
+            primary=self.client.model(config.model),
+            fallback=self.client.model(config.fallback) if config.fallback else None,
+            temperature=config.temperature,
+            max_tokens=config.max_tokens or max(self.workflow.max_tokens, DEFAULT_JUDGE_MAX_TOKENS),
+        )
+
+    def answer_format(self) -> str:
+        """What generators are told about the answer's form (vote synthesis only)."""
+        if self.workflow.synthesis != "vote":
+            return ""
+        return ANSWER_FORMAT.get(self.workflow.extraction.kind, "")
 
 
 class GenerateTask(BaseModel):
@@ -98,19 +143,15 @@ def call_record(role: Role, result: ChatResult, member: int | None = None) -> Ca
     )
 
 
-async def generate(task: GenerateTask, deps: FusionDeps) -> Candidate:
+async def generate(task: GenerateTask, model: ChatModel, answer_format: str = "") -> Candidate:
     """Ask one panel member; a failure is returned as a failed candidate."""
-    workflow = deps.workflow
-    answer_format = (
-        ANSWER_FORMAT.get(workflow.extraction.kind, "") if workflow.synthesis == "vote" else ""
-    )
     request = ChatRequest(
         messages=generator_messages(task.prompt, task.context, answer_format),
         temperature=task.spec.temperature,
         seed=task.spec.seed,
         max_tokens=task.spec.max_tokens,
     )
-    result = await deps.client.chat(task.spec.model, request)
+    result = await model.chat(request)
     return Candidate(
         member=task.member,
         model=task.spec.model,
@@ -120,7 +161,7 @@ async def generate(task: GenerateTask, deps: FusionDeps) -> Candidate:
     )
 
 
-async def critique(task: CritiqueTask, deps: FusionDeps) -> Critique:
+async def critique(task: CritiqueTask, model: ChatModel) -> Critique:
     """Ask one critic to review the anonymized candidates."""
     request = ChatRequest(
         messages=critic_messages(task.prompt, task.candidates),
@@ -128,7 +169,7 @@ async def critique(task: CritiqueTask, deps: FusionDeps) -> Critique:
         json_schema=CRITIC_SCHEMA,
         schema_name="critique",
     )
-    result = await deps.client.chat(task.spec.model, request)
+    result = await model.chat(request)
     labels = {c.label for c in task.candidates}
     reviews: list[Review] = []
     if result.ok:
@@ -187,33 +228,30 @@ def parse_verdict(inp: JudgeInput, result: ChatResult) -> JudgeVerdict | str:
     return JudgeVerdict(analysis=analysis, scores=scores, final_answer=final, goal=goal)
 
 
-async def judge(inp: JudgeInput, deps: FusionDeps) -> JudgeOutcome:
+async def judge(inp: JudgeInput, deps: JudgeDeps) -> JudgeOutcome:
     """Run the judge on its own input: one retry, then the fallback judge if configured."""
-    config = deps.workflow.judge
-    if config is None:
-        return JudgeOutcome()
     request = ChatRequest(
         messages=judge_messages(inp),
-        temperature=config.temperature,
+        temperature=deps.temperature,
         json_schema=judge_schema([c.label for c in inp.candidates], inp.mode, inp.goal),
         schema_name="verdict",
-        max_tokens=config.max_tokens or max(deps.workflow.max_tokens, 1024),
+        max_tokens=deps.max_tokens,
     )
     first: Literal["judge", "select"] = "select" if inp.mode == "select" else "judge"
-    plan: list[tuple[str, Literal["judge", "judge_retry", "fallback_judge", "select"]]] = [
-        (config.model, first),
-        (config.model, "judge_retry"),
+    plan: list[tuple[ChatModel, Literal["judge", "judge_retry", "fallback_judge", "select"]]] = [
+        (deps.primary, first),
+        (deps.primary, "judge_retry"),
     ]
-    if config.fallback:
-        plan.append((config.fallback, "fallback_judge"))
+    if deps.fallback is not None:
+        plan.append((deps.fallback, "fallback_judge"))
     calls: list[CallRecord] = []
     for attempt, (model, path) in enumerate(plan):
         # A new seed per attempt, so a retry of a seeded or local model is not a replay.
-        result = await deps.client.chat(model, request.model_copy(update={"seed": attempt + 1}))
+        result = await model.chat(request.model_copy(update={"seed": attempt + 1}))
         verdict = parse_verdict(inp, result)
         if isinstance(verdict, str) and result.ok:
             result = _mismatch(result, verdict)
         calls.append(call_record("judge", result))
         if isinstance(verdict, JudgeVerdict):
-            return JudgeOutcome(verdict=verdict, path=path, judge_model=model, calls=calls)
+            return JudgeOutcome(verdict=verdict, path=path, judge_model=model.spec, calls=calls)
     return JudgeOutcome(calls=calls)

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from typing import Literal
 
-from apex.evidence.policy import top_answers, vote_scores
-from apex.graph.extract import extract
 from apex.graph.nodes import JudgeOutcome
 from apex.graph.types import (
     Analysis,
@@ -20,6 +19,7 @@ from apex.graph.types import (
     Review,
     SynthesisPath,
 )
+from apex.vote import extract, plurality
 from apex.workflow import Workflow
 
 LABELS = "ABCDEFGH"
@@ -69,7 +69,7 @@ def _note(relative: float) -> str:
 
 def judge_input(
     prompt: str,
-    workflow: Workflow,
+    mode: Literal["judge", "select"],
     candidates: list[LabeledCandidate],
     critiques: list[Critique],
     hint_list: list[ReliabilityHint],
@@ -80,32 +80,13 @@ def judge_input(
     reviews = [Review(label=r.label, problems=r.problems) for c in critiques for r in c.reviews]
     return JudgeInput(
         prompt=prompt,
-        mode="select" if workflow.synthesis == "select" else "judge",
+        mode=mode,
         candidates=candidates,
         critiques=[r for r in reviews if r.problems],
         hints=hint_list,
         guidance=guidance,
         goal=goal,
     )
-
-
-def weighted_plurality(
-    answers: Mapping[str, str | None], weights: Mapping[str, float]
-) -> tuple[str | None, list[str]]:
-    """The answer with the most weight behind it and the labels that gave it.
-
-    Labels without an extractable answer abstain. Ties go to the answer whose single heaviest
-    supporter weighs most, then to the earliest label, so the outcome is deterministic.
-    """
-    tied = top_answers(vote_scores(answers, weights))
-    if not tied:
-        return None, []
-    supporters = {a: sorted(lb for lb, x in answers.items() if x == a) for a in tied}
-    best = min(
-        tied,
-        key=lambda a: (-max(weights.get(lb, 1.0) for lb in supporters[a]), supporters[a][0]),
-    )
-    return best, supporters[best]
 
 
 def best_record(by_label: Mapping[str, float]) -> str | None:
@@ -128,6 +109,7 @@ def build_result(
     weights_by_label: Mapping[str, float],
     latency_s: float,
     skipped: Mapping[int, str] | None = None,
+    n_options: int | None = None,
 ) -> FusionResult:
     """Turn a cycle's state into its result, taking the degraded paths where needed."""
     ok = [c for c in candidates if c.ok]
@@ -138,14 +120,16 @@ def build_result(
     scores: dict[str, float] = {}
     if path is None:
         if workflow.synthesis == "vote":
-            answer, path = _vote(extracted, weights_by_label, texts, "vote", workflow)
+            answer, path = _vote(extracted, weights_by_label, texts, "vote", workflow, run_id)
         elif outcome is not None and outcome.verdict is not None and outcome.path is not None:
             answer, path = outcome.verdict.final_answer, outcome.path
             analysis = outcome.verdict.analysis
             goal = outcome.verdict.goal
             scores = {s.label: s.score for s in outcome.verdict.scores}
         else:
-            answer, path = _vote(extracted, weights_by_label, texts, "vote_fallback", workflow)
+            answer, path = _vote(
+                extracted, weights_by_label, texts, "vote_fallback", workflow, run_id
+            )
     calls = [c.call for c in sorted(candidates, key=lambda c: c.member)]
     calls += [c.call for c in sorted(critiques, key=lambda c: c.index)]
     calls += outcome.calls if outcome else []
@@ -186,6 +170,8 @@ def build_result(
         judge_model=outcome.judge_model if outcome else None,
         goal=goal,
         extracted=extracted,
+        answer_extracted=extract(answer, workflow.extraction) if answer else None,
+        n_options=n_options,
         label_weights=dict(weights_by_label),
         cost_usd=None if any(c is None for c in costs) else sum(c or 0.0 for c in costs),
         latency_s=latency_s,
@@ -206,17 +192,17 @@ def _vote(
     texts: Mapping[str, str],
     path: SynthesisPath,
     workflow: Workflow,
+    tie_key: str,
 ) -> tuple[str, SynthesisPath]:
-    answer, supporters = weighted_plurality(extracted, weights)
-    if answer is not None and workflow.extraction.kind == "exact":
+    answer = plurality(extracted, weights, tie_key=tie_key)
+    if answer is None:
+        label = best_record(weights) or min(texts)
+        return texts[label], "best_record"
+    if workflow.extraction.kind == "exact":
         # Normalized text is only the key of the vote: answer with the heaviest supporter's text.
-        return texts[
-            best_record({s: weights.get(s, 1.0) for s in supporters}) or supporters[0]
-        ], path
-    if answer is not None:
-        return answer, path
-    label = best_record(weights) or min(texts)
-    return texts[label], "best_record"
+        supporters = {lb: weights.get(lb, 1.0) for lb, a in extracted.items() if a == answer}
+        return texts[best_record(supporters) or min(supporters)], path
+    return answer, path
 
 
 def _tokens(candidate: Candidate) -> int | None:

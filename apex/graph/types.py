@@ -10,9 +10,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from apex.errors import AllPanelFailed, QuorumFailed
 from apex.models.types import CallFailure, FailureKind
+from apex.types import Role
 
-Role = Literal["panel", "critic", "judge"]
 ProblemType = Literal["factual", "reasoning", "incomplete", "off_task", "unsafe", "format"]
 Severity = Literal["low", "medium", "high"]
 SynthesisPath = Literal[
@@ -256,6 +257,10 @@ class FusionResult(BaseModel):
     """Goal loops: the judge's assessment of the goal (None when no judge answered)."""
     extracted: dict[str, str | None] = Field(default_factory=dict)
     """Extracted comparable answers by label (vote and fallbacks)."""
+    answer_extracted: str | None = None
+    """The final answer read the same way as the candidates' (for ground truth on the judge)."""
+    n_options: int | None = None
+    """The question's number of options, when it has a fixed set (corrects for chance)."""
     label_weights: dict[str, float] = Field(default_factory=dict)
     """The evidence weight each label's author had in this cycle (1.0 without evidence)."""
     cost_usd: float | None = None
@@ -267,3 +272,13 @@ class FusionResult(BaseModel):
     def ok(self) -> bool:
         """True when the cycle produced an answer."""
         return self.synthesis_path not in FAILED_PATHS
+
+    def raise_for_failure(self) -> FusionResult:
+        """Return self, or raise :class:`~apex.errors.AllPanelFailed` / ``QuorumFailed``."""
+        failed = [c.error for c in self.candidates if not c.ok]
+        if self.synthesis_path == "all_panel_failed":
+            raise AllPanelFailed(f"run {self.run_id}: every panel member failed: {failed}")
+        if self.synthesis_path == "quorum_failed":
+            answered = sum(c.ok for c in self.candidates)
+            raise QuorumFailed(f"run {self.run_id}: only {answered} panel member(s) answered")
+        return self

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import httpx
 
 from apex.logging import get_logger
+from apex.models.config import DEFAULT_MAX_RETRIES, DEFAULT_SETTINGS, ClientSettings, Price
 from apex.models.providers import LOCAL_PRICE, Provider, resolve_provider, split_spec
 from apex.models.structured import (
     StructuredOutputError,
@@ -28,13 +29,6 @@ from apex.models.structured import (
 )
 from apex.models.types import CallFailure, ChatRequest, ChatResult, FailureKind, Message, Usage
 from apex.redact import redact
-from apex.workflow import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_MAX_TOKENS,
-    DEFAULT_TIMEOUT_S,
-    Price,
-    Workflow,
-)
 
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_MAX_BACKOFF_S = 20.0
@@ -45,9 +39,16 @@ log = get_logger("apex.models")
 
 
 class ChatModel(Protocol):
-    """The one interface every model offers: an async chat call that never raises on failure."""
+    """One model: an async chat call that returns every failure as data.
 
-    spec: str
+    The judge node is given only its judge's (and fallback's) ``ChatModel``: it cannot call any
+    other model, whatever it is passed.
+    """
+
+    @property
+    def spec(self) -> str:
+        """The model spec, ``provider:model``."""
+        ...
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         """Answer ``request``; failures come back as ``ChatResult.failure``."""
@@ -96,38 +97,42 @@ class BoundModel:
     """A :class:`ChatModel` for one spec, bound to a :class:`ModelClient`."""
 
     def __init__(self, client: ModelClient, spec: str) -> None:
-        self.spec = spec
+        self._spec = spec
         self._client = client
+
+    @property
+    def spec(self) -> str:
+        """The model spec."""
+        return self._spec
+
+    def __repr__(self) -> str:
+        return f"BoundModel({self._spec!r})"
 
     async def chat(self, request: ChatRequest) -> ChatResult:
         """Answer ``request`` through the client."""
-        return await self._client.chat(self.spec, request)
+        return await self._client.chat(self._spec, request)
 
 
 class ModelClient:
-    """Async access to every provider; use ``async with ModelClient(workflow) as client``."""
+    """Async access to every provider; use ``async with ModelClient(settings) as client``.
+
+    ``settings`` (providers, prices, limits) usually comes from a workflow:
+    ``ModelClient(workflow.client_settings)``; without it only the built-in providers exist.
+    """
 
     def __init__(
         self,
-        workflow: Workflow | None = None,
+        settings: ClientSettings | None = None,
         *,
         retry: RetryPolicy | None = None,
-        timeout_s: float | None = None,
-        max_tokens: int | None = None,
     ) -> None:
-        self._workflow = workflow
-        self._retry = retry or RetryPolicy(
-            max_retries=workflow.max_retries if workflow else DEFAULT_MAX_RETRIES
-        )
-        self._timeout_s = timeout_s or (workflow.timeout_s if workflow else DEFAULT_TIMEOUT_S)
-        self._max_tokens = max_tokens or (workflow.max_tokens if workflow else DEFAULT_MAX_TOKENS)
+        self.settings = settings or DEFAULT_SETTINGS
+        """Providers, prices and limits."""
+        self._retry = retry or RetryPolicy(max_retries=self.settings.max_retries)
+        self._timeout_s = self.settings.timeout_s
+        self._max_tokens = self.settings.max_tokens
         self._providers: dict[str, Provider] = {}
         self._http: dict[str, httpx.AsyncClient] = {}
-
-    @property
-    def workflow(self) -> Workflow | None:
-        """The workflow whose providers and prices this client uses."""
-        return self._workflow
 
     async def __aenter__(self) -> ModelClient:
         return self
@@ -143,7 +148,7 @@ class ModelClient:
     def provider(self, name: str) -> Provider:
         """The resolved provider ``name`` (raises a ConfigError for unknown or keyless ones)."""
         if name not in self._providers:
-            self._providers[name] = resolve_provider(name, self._workflow)
+            self._providers[name] = resolve_provider(name, self.settings.providers)
         return self._providers[name]
 
     def model(self, spec: str) -> BoundModel:
@@ -163,7 +168,7 @@ class ModelClient:
         return client
 
     def _price(self, spec: str, provider: Provider) -> Price | None:
-        declared = self._workflow.prices.get(spec) if self._workflow else None
+        declared = self.settings.prices.get(spec)
         return declared or (LOCAL_PRICE if provider.name == "local" else None)
 
     def _body(self, provider: Provider, model: str, request: ChatRequest) -> dict[str, Any]:
@@ -185,7 +190,11 @@ class ModelClient:
         return body
 
     async def chat(self, spec: str, request: ChatRequest) -> ChatResult:
-        """Run one call to ``spec``; never raises for call failures (see ``raise_for_failure``)."""
+        """Run one call to ``spec``; every failure of the call comes back as data.
+
+        Only configuration errors raise (an unknown provider, a missing key, a refused remote
+        host: :class:`~apex.errors.ConfigError`), before any request is made.
+        """
         name, model = split_spec(spec)
         provider = self.provider(name)
         provider.check_allowed()
@@ -248,6 +257,8 @@ class ModelClient:
         except httpx.TransportError as exc:
             reason = str(exc) or type(exc).__name__
             return fail("connection", f"cannot reach {provider.base_url}: {reason}")
+        except Exception as exc:  # a transport's own bug or crash (in-process ones): still data
+            return fail("connection", f"the transport failed: {type(exc).__name__}: {exc}")
         status = response.status_code
         if status == 429:
             attempt = fail(

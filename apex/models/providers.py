@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -17,8 +18,8 @@ import httpx
 from pydantic import SecretStr
 
 from apex.errors import MissingAPIKeyError, RemoteRequestRefused, UnknownProviderError
+from apex.models.config import DEFAULT_CONCURRENCY, Price, ProviderConfig
 from apex.redact import register_secret
-from apex.workflow import DEFAULT_CONCURRENCY, Price, ProviderConfig, Workflow
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
 OPENAI_BASE_URL = "https://api.openai.com/v1"
@@ -33,6 +34,20 @@ BUILTIN_PROVIDERS: dict[str, ProviderConfig] = {
 }
 LOCAL_PRICE = Price(input_per_mtok=0.0, output_per_mtok=0.0)
 """The local model runs on this machine: no per-token charge."""
+
+_IN_PROCESS: dict[str, httpx.AsyncBaseTransport] = {}
+
+
+def register_transport(host: str, transport: httpx.AsyncBaseTransport | None) -> None:
+    """Serve every provider whose base URL has this host in-process (None: stop).
+
+    For test doubles such as :class:`apex.testing.InProcessServer`: requests go through the
+    whole client (body, retries, parsing) but no socket or thread.
+    """
+    if transport is None:
+        _IN_PROCESS.pop(host, None)
+    else:
+        _IN_PROCESS[host] = transport
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -90,17 +105,16 @@ class Provider:
             )
 
 
-def provider_configs(workflow: Workflow | None) -> dict[str, ProviderConfig]:
-    """Built-in providers overlaid with the workflow's declared ones."""
-    configs = dict(BUILTIN_PROVIDERS)
-    if workflow is not None:
-        configs.update(workflow.providers)
-    return configs
+def provider_configs(
+    declared: Mapping[str, ProviderConfig] | None = None,
+) -> dict[str, ProviderConfig]:
+    """Built-in providers overlaid with ``declared`` ones (a workflow's ``[providers.X]``)."""
+    return dict(BUILTIN_PROVIDERS) | dict(declared or {})
 
 
-def resolve_provider(name: str, workflow: Workflow | None) -> Provider:
+def resolve_provider(name: str, declared: Mapping[str, ProviderConfig] | None = None) -> Provider:
     """Build the provider ``name``, loading its key from the environment."""
-    configs = provider_configs(workflow)
+    configs = provider_configs(declared)
     config = configs.get(name)
     if config is None:
         known = ", ".join(sorted(configs))
@@ -118,7 +132,7 @@ def resolve_provider(name: str, workflow: Workflow | None) -> Provider:
             )
         register_secret(raw)
         key = SecretStr(raw)
-    transport: httpx.AsyncBaseTransport | None = None
+    transport = _IN_PROCESS.get(urlsplit(config.base_url).hostname or "")
     if name == "local":
         from apex.models.local import LocalTransport
 

@@ -4,10 +4,11 @@ Inside the caller's write transaction:
 
 1. events are inserted with ``ON CONFLICT (key) DO NOTHING ... RETURNING key``: an event whose
    key is already stored (a replay after a crash) is skipped, and so is its aggregate update;
-2. the aggregates the new events touch (:func:`~apex.evidence.aggregate.aggregate_keys`: the
-   category's and the model's global ``"*"``) are created if missing, then read ``FOR UPDATE``
-   in key order (SQLite: the transaction's ``BEGIN IMMEDIATE`` lock already serializes writers);
-3. the events are folded with :func:`~apex.evidence.aggregate.apply_event`, in the caller's
+2. the aggregates the new events touch (:func:`~apex.store.aggregate.aggregate_keys`: the
+   category's and the model's global ``"*"``, in the event's role) are created if missing, then
+   read ``FOR UPDATE`` in key order (SQLite: the transaction's ``BEGIN IMMEDIATE`` lock
+   already serializes writers);
+3. the events are folded with :func:`~apex.store.aggregate.apply_event`, in the caller's
    order, and the rows written back.
 
 The aggregates table keeps the dumped :class:`ModelAggregate` in ``stats`` (so its fields change
@@ -26,8 +27,9 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
-from apex.evidence.aggregate import (
+from apex.store.aggregate import (
     DEFAULT_FOLD,
+    AggKey,
     EvidenceEvent,
     FoldParams,
     ModelAggregate,
@@ -39,21 +41,20 @@ from apex.store.tables import AGGREGATES, EVIDENCE, utcnow
 CHUNK = 500
 """Rows per multi-row INSERT (well under SQLite's bound-parameter limit)."""
 
-AggKey = tuple[str, str]
-
 
 def event_key(event: EvidenceEvent, run_id: str | None, index: int) -> str:
     """The event's unique key: its own ``key`` when it has one, else derived from the run.
 
-    Derived keys are ``{run_id}/{index}/{model}/{kind}``, stable when the same run's events are
-    replayed in the same order; events with neither a key nor a run get a random key (never
-    recognized as replays).
+    Derived keys are ``{run_id}/{index}/{model}/{kind}`` (``{role}:{kind}`` outside the panel),
+    stable when the same run's events are replayed in the same order; events with neither a key
+    nor a run get a random key (never recognized as replays).
     """
     own = getattr(event, "key", None)
     if isinstance(own, str) and own:
         return own
+    kind = event.kind if event.role == "panel" else f"{event.role}:{event.kind}"
     if run_id is not None:
-        return f"{run_id}/{index}/{event.model}/{event.kind}"
+        return f"{run_id}/{index}/{event.model}/{kind}"
     return f"anon/{uuid.uuid4().hex}"
 
 
@@ -89,36 +90,36 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
 
 @functools.lru_cache(maxsize=KEYS_PER_QUERY)
 def _keyed_select(n: int) -> sa.Select[Any]:
-    """The select of ``n`` aggregate rows by key, built once per ``n`` (binds m0, c0, ...)."""
+    """The select of ``n`` aggregate rows by key, built once per ``n`` (binds m0, r0, c0...)."""
+    columns = (AGGREGATES.c.model, AGGREGATES.c.role, AGGREGATES.c.category)
     return (
-        sa.select(
-            AGGREGATES.c.model, AGGREGATES.c.category, AGGREGATES.c.stats, AGGREGATES.c.counts
-        )
+        sa.select(*columns, AGGREGATES.c.stats, AGGREGATES.c.counts)
         .where(
             sa.or_(
                 *(
                     sa.and_(
                         AGGREGATES.c.model == sa.bindparam(f"m{i}"),
+                        AGGREGATES.c.role == sa.bindparam(f"r{i}"),
                         AGGREGATES.c.category == sa.bindparam(f"c{i}"),
                     )
                     for i in range(n)
                 )
             )
         )
-        .order_by(AGGREGATES.c.model, AGGREGATES.c.category)
+        .order_by(*columns)
     )
 
 
 def keyed_aggregates(keys: Sequence[AggKey]) -> Iterable[tuple[sa.Select[Any], dict[str, str]]]:
     """Selects (with their parameters) of the aggregate rows with these keys, in key order.
 
-    Written as ``(model = ? AND category = ?) OR ...`` so that SQLite and PostgreSQL both use the
-    primary key (SQLite scans the whole table for a row-value ``IN``).
+    Written as ``(model = ? AND role = ? AND category = ?) OR ...`` so that SQLite and
+    PostgreSQL both use the primary key (SQLite scans the whole table for a row-value ``IN``).
     """
     for chunk in _chunks(keys, KEYS_PER_QUERY):
         params: dict[str, str] = {}
-        for i, (model, category) in enumerate(chunk):
-            params[f"m{i}"], params[f"c{i}"] = model, category
+        for i, (model, role, category) in enumerate(chunk):
+            params[f"m{i}"], params[f"r{i}"], params[f"c{i}"] = model, role, category
         yield _keyed_select(len(chunk)), params
 
 
@@ -131,6 +132,7 @@ def _insert_new(
             "run_id": run_id,
             "created_at": now,
             "model": event.model,
+            "role": event.role,
             "category": event.category,
             "kind": event.kind,
             "data": event.model_dump(mode="json", exclude_defaults=True),
@@ -151,23 +153,24 @@ def _lock_aggregates(
     missing = [
         {
             "model": model,
+            "role": role,
             "category": category,
-            "stats": ModelAggregate.empty(model, category).model_dump(mode="json"),
+            "stats": ModelAggregate.empty(model, role, category).model_dump(mode="json"),
             "counts": {},
             "events": 0,
             "updated_at": now,
         }
-        for model, category in targets
+        for model, role, category in targets
     ]
     for chunk in _chunks(missing):
-        conn.execute(insert_ignore(conn, AGGREGATES, chunk, ["model", "category"]))
+        conn.execute(insert_ignore(conn, AGGREGATES, chunk, ["model", "role", "category"]))
     rows = [
         row
         for query, params in keyed_aggregates(targets)
         for row in conn.execute(query.with_for_update(), params)
     ]
     return {
-        (row.model, row.category): (
+        (row.model, row.role, row.category): (
             ModelAggregate.model_validate(row.stats),
             dict(row.counts or {}),
         )
@@ -207,6 +210,7 @@ def apply_events(
         sa.update(AGGREGATES)
         .where(
             AGGREGATES.c.model == sa.bindparam("k_model"),
+            AGGREGATES.c.role == sa.bindparam("k_role"),
             AGGREGATES.c.category == sa.bindparam("k_category"),
         )
         .values(
@@ -218,13 +222,14 @@ def apply_events(
         [
             {
                 "k_model": model,
+                "k_role": role,
                 "k_category": category,
                 "v_stats": agg.model_dump(mode="json"),
                 "v_counts": counts,
                 "v_events": agg.events,
                 "v_updated_at": stamp,
             }
-            for (model, category), (agg, counts) in state.items()
+            for (model, role, category), (agg, counts) in state.items()
         ],
     )
     return len(fresh)

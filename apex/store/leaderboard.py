@@ -1,4 +1,5 @@
-"""The leaderboard: one row per model, read from the aggregates alone (pruning keeps them)."""
+"""The leaderboard: one row per (model, role), read from the aggregates alone (pruning keeps
+them)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,20 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from apex.evidence.aggregate import GLOBAL_CATEGORY, ModelAggregate
+from apex.store.aggregate import GLOBAL_CATEGORY, ModelAggregate
 from apex.store.tables import AGGREGATES
+from apex.types import Role
 
 _FAILURE_PREFIX = "failure:"
 
 
 class LeaderboardRow(BaseModel):
-    """A model's record in one category (or ``*``: every category)."""
+    """A model's record in one role and category (or ``*``: every category)."""
 
     model: str
     """``provider:model``."""
+    role: Role
+    """The seat: panel answers, critic work or judge work."""
     category: str
     """The category, or ``*``."""
     events: int
@@ -53,6 +57,7 @@ def to_row(agg: ModelAggregate, counts: dict[str, int]) -> LeaderboardRow:
     failures = counts.get("failure", 0)
     return LeaderboardRow(
         model=agg.model,
+        role=agg.role,
         category=agg.category,
         events=agg.events,
         calls=counts.get("answer", 0) + failures,
@@ -68,9 +73,10 @@ def to_row(agg: ModelAggregate, counts: dict[str, int]) -> LeaderboardRow:
     )
 
 
-def _rank(row: LeaderboardRow) -> tuple[float, float, float, str]:
+def _rank(row: LeaderboardRow) -> tuple[int, float, float, float, str]:
     missing = -1.0
     return (
+        ("panel", "judge", "critic").index(row.role),
         -(row.accuracy if row.accuracy is not None else missing),
         -(row.judge_mean if row.judge_mean is not None else missing),
         row.failure_rate if row.failure_rate is not None else 1.0,
@@ -78,11 +84,16 @@ def _rank(row: LeaderboardRow) -> tuple[float, float, float, str]:
     )
 
 
-def leaderboard_rows(conn: Connection, category: str | None) -> list[LeaderboardRow]:
-    """Rows for ``category`` (None: ``*``), best first: accuracy, judge score, fewest failures."""
+def leaderboard_rows(
+    conn: Connection, category: str | None, role: Role | None = None
+) -> list[LeaderboardRow]:
+    """Rows for ``category`` (None: ``*``) and ``role`` (None: all), panel rows first, each role
+    best first: accuracy, judge score, fewest failures."""
     query = sa.select(AGGREGATES.c.stats, AGGREGATES.c.counts).where(
         AGGREGATES.c.category == (category or GLOBAL_CATEGORY)
     )
+    if role is not None:
+        query = query.where(AGGREGATES.c.role == role)
     rows = [
         to_row(ModelAggregate.model_validate(r.stats), dict(r.counts or {}))
         for r in conn.execute(query)

@@ -1,8 +1,8 @@
 """The evidence store: runs, calls, candidates, critiques, evidence and aggregates in SQL.
 
 :class:`EvidenceStore` is the SQL implementation of the
-:class:`~apex.evidence.aggregate.AggregateStore` protocol, plus what the rest of APEX records and
-reads: ``record_fusion`` writes a whole cycle and its evidence in one transaction (idempotent on
+:class:`~apex.store.aggregate.AggregateStore` protocol, plus what the rest of APEX records and
+reads: ``record_run`` writes a whole run and its evidence in one transaction (idempotent on
 ``run_id`` and on each event's ``key``), ``run`` reads one back, ``leaderboard`` summarizes the
 aggregates, ``prune`` applies retention. The schema migrates itself to head on first use.
 """
@@ -16,10 +16,15 @@ from types import TracebackType
 import sqlalchemy as sa
 from sqlalchemy import exc
 
-from apex.evidence.aggregate import GLOBAL_CATEGORY, EvidenceEvent, FoldParams, ModelAggregate
-from apex.graph.types import FusionResult
 from apex.store import migrate
-from apex.store.apply import AggKey, apply_events, insert_ignore, keyed_aggregates
+from apex.store.aggregate import (
+    GLOBAL_CATEGORY,
+    AggKey,
+    EvidenceEvent,
+    FoldParams,
+    ModelAggregate,
+)
+from apex.store.apply import apply_events, insert_ignore, keyed_aggregates
 from apex.store.engine import (
     create_store_engine,
     mask_url,
@@ -30,9 +35,10 @@ from apex.store.engine import (
 )
 from apex.store.leaderboard import LeaderboardRow, leaderboard_rows
 from apex.store.prune import PruneReport, prune
-from apex.store.rows import run_rows
+from apex.store.rows import RunRows, row_values
 from apex.store.runs import StoredRun, load_run
-from apex.store.tables import AGGREGATES, CALLS, CANDIDATES, CRITIQUES, RUNS, utcnow
+from apex.store.tables import AGGREGATES, CALLS, CANDIDATES, CRITIQUES, RUNS
+from apex.types import Role
 
 
 class EvidenceStore:
@@ -91,20 +97,18 @@ class EvidenceStore:
         migrate.ensure_schema(self.engine)
         return migrate.head_revision()
 
-    def record_fusion(self, result: FusionResult, events: Sequence[EvidenceEvent]) -> None:
-        """Record a whole cycle and apply its evidence, in one transaction.
+    def record_run(self, rows: RunRows, events: Sequence[EvidenceEvent]) -> None:
+        """Record a whole run and apply its evidence, in one transaction.
 
         Idempotent on ``run_id``: a run already stored was stored with its events in the same
         transaction, so a replay writes nothing at all (whatever the order of its events).
         Each event is also unique on its key (see :func:`~apex.store.apply.event_key`).
         """
-        rows = run_rows(result, utcnow())
+        run_id = rows.run.run_id
         try:
             with write_transaction(self.engine) as conn:
-                inserted = conn.execute(
-                    insert_ignore(conn, RUNS, [rows.run], ["run_id"]).returning(RUNS.c.run_id)
-                ).first()
-                if inserted is None:
+                statement = insert_ignore(conn, RUNS, [row_values(rows.run)], ["run_id"])
+                if conn.execute(statement.returning(RUNS.c.run_id)).first() is None:
                     return
                 for table, values in (
                     (CALLS, rows.calls),
@@ -112,10 +116,10 @@ class EvidenceStore:
                     (CRITIQUES, rows.critiques),
                 ):
                     if values:
-                        conn.execute(sa.insert(table), values)
-                apply_events(conn, events, self.params, run_id=result.run_id)
+                        conn.execute(sa.insert(table), [row_values(v) for v in values])
+                apply_events(conn, events, self.params, run_id=run_id)
         except exc.SQLAlchemyError as error:
-            raise store_error(error, self.url, f"recording run {result.run_id}") from error
+            raise store_error(error, self.url, f"recording run {run_id}") from error
 
     def apply(self, events: Iterable[EvidenceEvent], *, run_id: str | None = None) -> None:
         """Store events and fold them into their aggregates, in order, in one transaction.
@@ -136,20 +140,16 @@ class EvidenceStore:
         except exc.SQLAlchemyError as error:
             raise store_error(error, self.url, "applying evidence") from error
 
-    def get(self, model: str, category: str) -> ModelAggregate:
-        """The aggregate of ``model`` in ``category`` (empty when there is no evidence)."""
-        return self.get_many([model], category)[model]
+    def get(self, model: str, category: str, role: Role = "panel") -> ModelAggregate:
+        """The aggregate of ``model`` in ``role`` and ``category`` (empty without evidence)."""
+        key: AggKey = (model, role, category)
+        return self.get_keys([key])[key]
 
-    def get_many(self, models: Sequence[str], category: str) -> dict[str, ModelAggregate]:
-        """Aggregates of several models in one category, in one keyed query."""
-        found = self.get_keys((m, category) for m in models)
-        return {model: agg for (model, _), agg in found.items()}
+    def get_keys(self, keys: Iterable[AggKey]) -> dict[AggKey, ModelAggregate]:
+        """Aggregates by ``(model, role, category)`` in one keyed query; empty where missing.
 
-    def get_keys(self, keys: Iterable[tuple[str, str]]) -> dict[AggKey, ModelAggregate]:
-        """Aggregates by ``(model, category)`` in one keyed query; empty ones where missing.
-
-        A panel's weights need each model's category and global (``"*"``) aggregates: pass both
-        keys per model to read them all at once.
+        A panel's weights need each model's category and global (``"*"``) aggregates:
+        :func:`~apex.store.aggregate.record_keys` lists them, read here at once.
         """
         wanted = list(dict.fromkeys(keys))
         if not wanted:
@@ -157,7 +157,7 @@ class EvidenceStore:
         try:
             with read_transaction(self.engine) as conn:
                 found = {
-                    (r.model, r.category): r.stats
+                    (r.model, r.role, r.category): r.stats
                     for query, params in keyed_aggregates(wanted)
                     for r in conn.execute(query, params)
                 }
@@ -170,12 +170,14 @@ class EvidenceStore:
             for key in wanted
         }
 
-    def updated_at(self, models: Sequence[str]) -> dict[str, datetime]:
-        """When each model's global aggregate last changed (naive UTC; absent when never)."""
+    def updated_at(self, models: Sequence[str], role: Role = "panel") -> dict[str, datetime]:
+        """When each model's global record in ``role`` last changed (naive UTC; absent: never)."""
         if not models:
             return {}
         query = sa.select(AGGREGATES.c.model, AGGREGATES.c.updated_at).where(
-            AGGREGATES.c.category == GLOBAL_CATEGORY, AGGREGATES.c.model.in_(list(models))
+            AGGREGATES.c.category == GLOBAL_CATEGORY,
+            AGGREGATES.c.role == role,
+            AGGREGATES.c.model.in_(list(models)),
         )
         try:
             with read_transaction(self.engine) as conn:
@@ -191,11 +193,13 @@ class EvidenceStore:
         except exc.SQLAlchemyError as error:
             raise store_error(error, self.url, f"reading run {run_id}") from error
 
-    def leaderboard(self, category: str | None = None) -> list[LeaderboardRow]:
-        """Per-model rows for ``category`` (None: every category), best mean score first."""
+    def leaderboard(
+        self, category: str | None = None, role: Role | None = None
+    ) -> list[LeaderboardRow]:
+        """Per-(model, role) rows for ``category`` (None: every category), best first."""
         try:
             with read_transaction(self.engine) as conn:
-                return leaderboard_rows(conn, category)
+                return leaderboard_rows(conn, category, role)
         except exc.SQLAlchemyError as error:
             raise store_error(error, self.url, "reading the leaderboard") from error
 

@@ -9,7 +9,6 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
-from apex.graph.types import Analysis, CallRecord
 from apex.store.tables import CALLS, CANDIDATES, CRITIQUES, RUNS
 
 
@@ -32,6 +31,35 @@ class StoredCandidate(BaseModel):
     """The comparable answer extracted from it."""
     score: float | None = None
     """The judge's score."""
+
+
+class StoredCall(BaseModel):
+    """One model call of a run, as stored."""
+
+    seq: int
+    """Order within the run."""
+    role: str
+    """panel, critic or judge."""
+    model: str
+    """``provider:model``."""
+    member: int | None = None
+    """Panel index for panel calls."""
+    ok: bool
+    """Whether it produced a usable answer."""
+    failure_kind: str | None = None
+    """Typed failure, when it failed."""
+    error: str | None = None
+    """One-line failure message."""
+    latency_s: float = 0.0
+    """Wall time, retries included."""
+    prompt_tokens: int | None = None
+    """Prompt tokens as reported."""
+    completion_tokens: int | None = None
+    """Completion tokens as reported."""
+    cost_usd: float | None = None
+    """Cost, None when unknown."""
+    attempts: int = 1
+    """HTTP attempts."""
 
 
 class StoredCritique(BaseModel):
@@ -72,7 +100,7 @@ class StoredRun(BaseModel):
     """The prompt ('' once pruned)."""
     answer: str
     """The final answer ('' once pruned)."""
-    analysis: Analysis = Field(default_factory=Analysis)
+    analysis: dict[str, Any] = Field(default_factory=dict)
     """The judge's analysis (empty once pruned)."""
     cost_usd: float | None
     """Total cost, None when unknown."""
@@ -82,9 +110,11 @@ class StoredRun(BaseModel):
     """The judge that produced the verdict."""
     pruned_at: datetime | None = None
     """When retention dropped its texts and raw rows."""
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    """The cycle's evidence record ({} for runs recorded before migration 0004)."""
     candidates: list[StoredCandidate] = Field(default_factory=list)
     """Every panel member, in panel order."""
-    calls: list[CallRecord] = Field(default_factory=list)
+    calls: list[StoredCall] = Field(default_factory=list)
     """Every model call, in call order (empty once pruned)."""
     critiques: list[StoredCritique] = Field(default_factory=list)
     """Every critic finding (empty once pruned)."""
@@ -115,6 +145,7 @@ def load_run(conn: Connection, run_id: str) -> StoredRun | None:
         {
             **run,
             "analysis": run["analysis"] or {},
+            "evidence": run["evidence"] or {},
             "candidates": candidates,
             "calls": calls,
             "critiques": critiques,

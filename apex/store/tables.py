@@ -8,7 +8,7 @@ writes are typed, and a test checks that they match the migrations exactly.
     candidates   every panel member's answer, with its label, score and extracted answer
     critiques    one row per problem a critic found in a candidate
     evidence     one row per evidence event, unique on ``key``
-    aggregates   running per-(model, category) statistics (a JSON ``stats`` column)
+    aggregates   running per-(model, role, category) statistics (a JSON ``stats`` column)
     goals        goal loops: spec, state, best answer
     goal_cycles  one row per cycle of a goal
 
@@ -76,6 +76,8 @@ class RunRow(StoreModel, table=True):
     """The judge that produced the verdict."""
     pruned_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
     """When its texts and raw rows were dropped by retention (migration 0002)."""
+    evidence: dict[str, Any] | None = Field(default=None, sa_type=sa.JSON)
+    """The cycle's evidence record, for verdicts that arrive later (migration 0004)."""
 
 
 class CallRow(StoreModel, table=True):
@@ -186,6 +188,8 @@ class EvidenceRow(StoreModel, table=True):
     """When it was recorded."""
     model: str
     """The model it is about."""
+    role: str = Field(default="panel", sa_column_kwargs={"server_default": "panel"})
+    """The seat it is about: panel, critic or judge (migration 0004)."""
     category: str
     """Task category."""
     kind: str
@@ -195,12 +199,14 @@ class EvidenceRow(StoreModel, table=True):
 
 
 class AggregateRow(StoreModel, table=True):
-    """A model's running statistics in one category (``*`` = every category)."""
+    """A model's running statistics in one role and category (``*`` = every category)."""
 
     __tablename__ = "aggregates"
 
     model: str = Field(primary_key=True)
     """``provider:model``."""
+    role: str = Field(primary_key=True, sa_column_kwargs={"server_default": "panel"})
+    """panel, critic or judge (migration 0004)."""
     category: str = Field(primary_key=True)
     """Task category, or ``*``."""
     stats: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)

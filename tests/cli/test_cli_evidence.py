@@ -13,7 +13,7 @@ from apex.cli.main import app
 from apex.evidence import GLOBAL_CATEGORY, model_weight
 from apex.store import EvidenceStore
 from tests.conftest import lab_toml
-from tests.store.factories import events_for, fusion_result, verdict
+from tests.store.factories import events_for, fusion_result, record_fusion, verdict
 
 runner = CliRunner()
 
@@ -23,7 +23,7 @@ def fill(url: str) -> None:
     with EvidenceStore(url) as store:
         for run_id in ("run-1", "run-2"):
             result = fusion_result(run_id)
-            store.record_fusion(result, events_for(result))
+            record_fusion(store, result, events_for(result))
         store.apply([verdict("lab:m1", "math", True) for _ in range(6)])
         store.apply([verdict("lab:m2", "math", False) for _ in range(6)])
         store.apply([verdict("lab:m1", "law", False) for _ in range(2)])

@@ -91,9 +91,11 @@ def test_through_a_sqlite_store_gives_the_same_figures(tmp_path: Path) -> None:
     with EvidenceStore(url) as store:
         rows = {r.model: r for r in store.leaderboard()}
     assert set(rows) == {"strong", *WEAK}
-    assert rows["strong"].calls == sum(
+    answered = sum(
         1 for line in Path(csv).read_text().splitlines()[1:] if line.split(",")[4] != "null"
     )
+    assert rows["strong"].calls == 120  # a null is a call whose answer had no choice in it
+    assert rows["strong"].ground_truth == pytest.approx(answered, rel=0.01)  # only answers
     line = one_line_error([csv, "--db", url])  # a second replay would start from evidence
     assert "already holds evidence for" in line and "new database" in line
 

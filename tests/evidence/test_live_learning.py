@@ -8,7 +8,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from apex.cli.main import app
-from apex.evidence.panel import weights_of
+from apex.evidence import panel_weights
 from apex.fusion import fuse
 from apex.store import EvidenceStore
 from apex.testing import Fail, Reply, TestServer, roles
@@ -63,8 +63,7 @@ def test_batch_with_expected_changes_the_next_fusion(server: TestServer, tmp_pat
 
     with EvidenceStore(db) as store:
         models = [f"lab:{m}" for m in (GOOD, OTHER, BAD)]
-        keys = [(m, c) for m in models for c in ("quiz", "*")]
-        weights = weights_of(store.get_keys(keys), models, "quiz")
+        weights = panel_weights(store, models, "quiz")
         bad_record = store.get(f"lab:{BAD}", "quiz")
     assert bad_record.gt_n > 0 and bad_record.gt_correct == 0
     assert weights[f"lab:{BAD}"] < weights[f"lab:{GOOD}"]

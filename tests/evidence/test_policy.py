@@ -7,9 +7,10 @@ import math
 import pytest
 from pydantic import ValidationError
 
-from apex.evidence import (
+from apex.evidence import DEFAULT_POLICY, Truth, cycle_events, model_weight, panel_weights
+from apex.evidence.replay import recorded_cycle
+from apex.store import (
     DEFAULT_FOLD,
-    DEFAULT_POLICY,
     GLOBAL_CATEGORY,
     AggregateStore,
     EvidenceEvent,
@@ -17,14 +18,8 @@ from apex.evidence import (
     InMemoryAggregates,
     ModelAggregate,
     apply_event,
-    model_weight,
-    panel_weights,
-    peer_agreement,
-    synthesis_events,
-    tie_break,
-    vote_distribution,
-    weighted_vote,
 )
+from apex.vote import vote_distribution
 
 M = "p:model"
 
@@ -44,7 +39,7 @@ def weight(store: InMemoryAggregates, cat: str = "math", n_options: int | None =
 
 
 def test_apply_event_is_pure_and_takes_one_adagrad_step() -> None:
-    agg = ModelAggregate.empty(M, GLOBAL_CATEGORY)
+    agg = ModelAggregate.empty(M, "panel", GLOBAL_CATEGORY)
     ev = EvidenceEvent(
         model=M, category="math", kind="answer", correct=True, agreed=1.0, support=0.4
     )
@@ -55,7 +50,7 @@ def test_apply_event_is_pure_and_takes_one_adagrad_step() -> None:
     assert new.agree_n == 1.0 and new.agree_sum == 1.0
     # first AdaGrad step: rate * g / |g| = the global learning rate
     assert new.gt_weight == pytest.approx(DEFAULT_FOLD.gt_learning_rate)
-    cat = apply_event(ModelAggregate.empty(M, "math"), ev)
+    cat = apply_event(ModelAggregate.empty(M, "panel", "math"), ev)
     assert cat.gt_weight == pytest.approx(DEFAULT_FOLD.gt_category_learning_rate)
     wrong = apply_event(agg, ev.model_copy(update={"correct": False}))
     assert wrong.gt_weight == pytest.approx(-DEFAULT_FOLD.gt_learning_rate)
@@ -116,7 +111,7 @@ def test_store_folds_into_category_and_global() -> None:
     assert store.get(M, "math").events == 1
     assert store.get(M, "law").events == 1
     assert store.get(M, GLOBAL_CATEGORY).events == 2
-    assert store.get("other", "math") == ModelAggregate.empty("other", "math")
+    assert store.get("other", "math") == ModelAggregate.empty("other", "panel", "math")
     store.apply([EvidenceEvent(model=M, category=GLOBAL_CATEGORY, kind="judge", score=0.5)])
     assert store.get(M, GLOBAL_CATEGORY).events == 3
     assert len(store) == 3
@@ -169,53 +164,18 @@ def test_judge_score_has_small_influence() -> None:
     assert 1.0 < w <= 1.0 + DEFAULT_POLICY.judge_gain
 
 
-def test_weighted_vote_plurality_weights_and_abstentions() -> None:
-    answers = {"a": "X", "b": "X", "c": "Y", "d": None}
-    assert weighted_vote(answers, {}) == "X"
-    assert weighted_vote(answers, {"a": 1.0, "b": 1.0, "c": 3.0}) == "Y"
-    assert weighted_vote(answers, {"c": 0.5}) == "X"  # missing weights default to the prior
-    assert weighted_vote({"a": None}, {}) is None
-    assert weighted_vote({}, {}) is None
-
-
-def test_tie_break_is_deterministic_and_fair() -> None:
-    tied = {"a": "X", "b": "Y"}
-    assert weighted_vote(tied, {}, tie_key="q1") == weighted_vote(tied, {}, tie_key="q1")
-    picks = [weighted_vote(tied, {}, tie_key=f"q{i}") for i in range(2000)]
-    assert 0.45 < picks.count("X") / len(picks) < 0.55
-    assert tie_break(["B", "A"], "k") == tie_break(["A", "B"], "k")  # order does not matter
-
-
-def test_vote_distribution_counts_unvoted_options() -> None:
-    dist = vote_distribution({"a": "X", "b": "X", "c": "Y"}, {}, n_options=4)
-    z = math.exp(0) + math.exp(-1) + 2 * math.exp(-2)  # X: 2, Y: 1, two unvoted options: 0
-    assert dist["X"] == pytest.approx(1 / z)
-    assert dist["Y"] == pytest.approx(math.exp(-1) / z)
-    assert sum(vote_distribution({"a": "X", "b": "Y"}, {"a": 2.0}).values()) == pytest.approx(1)
-
-
-def test_peer_agreement_is_the_share_of_other_members() -> None:
-    answers = {"a": "X", "b": "X", "c": "X", "d": "Y", "e": None}
-    share = peer_agreement(answers)
-    assert share == {"a": 2 / 3, "b": 2 / 3, "c": 2 / 3, "d": 0.0}
-    assert peer_agreement({"a": "X", "b": "X", "c": "Y"}) == {"a": None, "b": None, "c": None}
-    assert peer_agreement({"a": "X", "b": "X"}, min_peers=1) == {"a": 1.0, "b": 1.0}
-    corrected = peer_agreement(answers, n_options=4)
-    assert corrected["a"] == pytest.approx((2 / 3 - 1 / 4) / (3 / 4))
-    assert corrected["d"] == 0.0  # below chance is floored at 0
-
-
-def test_synthesis_events_and_panel_weights() -> None:
+def test_recorded_cycle_events_and_panel_weights() -> None:
     answers = {"a": "X", "b": "X", "c": "Y", "d": "Z", "e": None}
-    weights = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0}
-    events = synthesis_events(answers, "math", weights, n_options=4, gold="Y")
-    assert [e.model for e in events] == ["a", "b", "c", "d"]
+    weights = {"a": 1.0, "b": 1.0, "c": 1.0, "d": 1.0, "e": 1.0}
+    events = cycle_events(recorded_cycle(answers, weights, "math", 4), Truth(expected="Y"))
+    assert [e.model for e in events] == ["a", "b", "c", "d", "e"]
     by = {e.model: e for e in events}
     assert by["c"].correct is True and by["a"].correct is False
+    assert by["e"].correct is None and by["e"].kind == "answer"  # a call with no choice in it
     assert by["a"].agreed == pytest.approx((1 / 3 - 1 / 4) / (3 / 4))  # corrected for chance
     dist = vote_distribution(answers, weights, 4)
     assert by["c"].support == pytest.approx(dist["Y"])
-    silent = synthesis_events({"a": "X", "b": "Y"}, "math", {}, kind="verdict")
+    silent = cycle_events(recorded_cycle({"a": "X", "b": "Y"}, {}, "math", 4), later=True)
     assert silent == []  # nothing known: no verdict
     store = InMemoryAggregates()
     store.apply(events)

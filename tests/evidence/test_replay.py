@@ -7,15 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from apex.evidence import (
-    GLOBAL_CATEGORY,
-    InMemoryAggregates,
-    ReplayDataError,
-    load_answers,
-    run_replay,
-)
+from apex.errors import ReplayDataError
+from apex.evidence import GLOBAL_CATEGORY, load_answers, run_replay
 from apex.evidence.plot import plot_replay
 from apex.evidence.replay import default_data_path
+from apex.store import InMemoryAggregates
 
 LETTERS = "ABCDEFGHIJ"
 WEAK = [f"weak{i}" for i in range(6)]

@@ -63,7 +63,7 @@ async def test_labels_are_shuffled_not_arrival_order(server: TestServer) -> None
     server.default("judge-model", roles.judge("x"))
     wf = fusion_workflow(server.base_url)
     first_labels = set()
-    async with ModelClient(wf) as client:
+    async with ModelClient(wf.client_settings) as client:
         for _ in range(12):
             result = await fuse("q", workflow=wf, client=client)
             first_labels.add(result.candidates[0].label)
@@ -73,9 +73,8 @@ async def test_labels_are_shuffled_not_arrival_order(server: TestServer) -> None
 async def test_self_judge_refused_unless_allowed(server: TestServer) -> None:
     script_panel(server)
     server.default("alpha-one", roles.judge("ok"))
-    wf = fusion_workflow(server.base_url, judge="alpha-one")
     with pytest.raises(ConfigError, match="allow_self_judge"):
-        await fuse("q", workflow=wf)
+        fusion_workflow(server.base_url, judge="alpha-one")
     allowed = fusion_workflow(server.base_url, judge="alpha-one", extra="allow_self_judge = true")
     server.script("alpha-one", "panel answer")
     result = await fuse("q", workflow=allowed)
@@ -196,6 +195,6 @@ async def test_graph_embeds_as_a_subgraph(server: TestServer) -> None:
     outer.add_edge(START, "fusion")
     outer.add_edge("fusion", END)
     wf = fusion_workflow(server.base_url)
-    async with ModelClient(wf) as client:
+    async with ModelClient(wf.client_settings) as client:
         state = await outer.compile().ainvoke({"prompt": "q"}, context=FusionDeps(client, wf))
     assert state["result"].answer == "embedded"

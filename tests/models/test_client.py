@@ -15,8 +15,8 @@ from apex.workflow import Price, Workflow
 FAST = RetryPolicy(max_retries=2, backoff_s=0.01, max_backoff_s=0.02)
 
 
-def client(lab: Workflow, **kwargs: object) -> ModelClient:
-    return ModelClient(lab, retry=FAST, **kwargs)  # type: ignore[arg-type]
+def client(lab: Workflow) -> ModelClient:
+    return ModelClient(lab.client_settings, retry=FAST)
 
 
 async def test_answer_usage_and_reported_cost(server: TestServer, lab: Workflow) -> None:
@@ -35,7 +35,7 @@ async def test_cost_from_declared_price_else_null(server: TestServer, lab: Workf
     priced = lab.model_copy(
         update={"prices": {"lab:m1": Price(input_per_mtok=1, output_per_mtok=4)}}
     )
-    async with ModelClient(priced, retry=FAST) as c:
+    async with ModelClient(priced.client_settings, retry=FAST) as c:
         first = await c.chat("lab:m1", ChatRequest.of("q"))
         second = await c.chat("lab:m2", ChatRequest.of("q"))
     assert first.cost_usd == pytest.approx(3.0)
@@ -114,7 +114,7 @@ async def test_bad_bodies_are_typed_failures(
 async def test_connection_error_is_typed(lab: Workflow) -> None:
     dead = lab.model_copy(deep=True)
     dead.providers["lab"].base_url = "http://127.0.0.1:9/v1"
-    async with ModelClient(dead, retry=FAST) as c:
+    async with ModelClient(dead.client_settings, retry=FAST) as c:
         result = await c.chat("lab:m1", ChatRequest.of("q"))
     assert result.failure is not None and result.failure.kind == "connection"
     assert "127.0.0.1:9" in result.failure.message and result.attempts == 3
@@ -124,7 +124,7 @@ async def test_concurrency_limit_is_respected(server: TestServer, lab: Workflow)
     limited = lab.model_copy(deep=True)
     limited.providers["lab"].concurrency = 2
     server.default("m1", Reply("x", latency=0.2))
-    async with ModelClient(limited, retry=FAST) as c:
+    async with ModelClient(limited.client_settings, retry=FAST) as c:
         results = await asyncio.gather(*(c.chat("lab:m1", ChatRequest.of("q")) for _ in range(6)))
     assert all(r.ok for r in results)
     assert server.max_in_flight("m1") == 2

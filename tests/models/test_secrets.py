@@ -34,7 +34,7 @@ async def test_key_is_sent_but_never_logged_or_shown(
     wf = parse_workflow(keyed(server.base_url), "k.toml")
     server.script("m1", Fail(401))
     with capture_logs() as events:
-        async with ModelClient(wf) as c:
+        async with ModelClient(wf.client_settings) as c:
             result = await c.chat("lab:m1", ChatRequest.of("q"))
             provider_repr = repr(c.provider("lab"))
     assert server.requests_for("m1")[0].body["messages"]  # the request really went out
@@ -49,7 +49,9 @@ async def test_key_is_sent_but_never_logged_or_shown(
 
 def test_rendered_logs_mask_keys(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LAB_KEY", KEY)
-    ModelClient(parse_workflow(keyed("http://127.0.0.1:1/v1"), "k.toml")).model("lab:m1")
+    ModelClient(parse_workflow(keyed("http://127.0.0.1:1/v1"), "k.toml").client_settings).model(
+        "lab:m1"
+    )
     stream = io.StringIO()
     try:
         with redirect_stderr(stream):
@@ -64,7 +66,7 @@ def test_rendered_logs_mask_keys(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_missing_key_names_the_variable(server: TestServer) -> None:
     wf = parse_workflow(keyed(server.base_url), "k.toml")
     with pytest.raises(MissingAPIKeyError, match="LAB_KEY"):
-        ModelClient(wf).model("lab:m1")
+        ModelClient(wf.client_settings).model("lab:m1")
 
 
 def test_redact_masks_registered_and_shaped_keys() -> None:

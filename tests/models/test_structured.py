@@ -38,7 +38,7 @@ def test_schema_mismatch_names_the_field() -> None:
 
 async def test_schema_sent_in_response_format(server: TestServer, lab: Workflow) -> None:
     server.script("m1", Reply('{"answer": "x", "score": 1}'))
-    async with ModelClient(lab) as c:
+    async with ModelClient(lab.client_settings) as c:
         result = await c.chat("lab:m1", ChatRequest.of("q", json_schema=SCHEMA))
     body = server.requests_for("m1")[0].body
     assert body["response_format"]["json_schema"]["schema"] == SCHEMA
@@ -49,7 +49,7 @@ async def test_fallback_instruction_when_unsupported(server: TestServer, lab: Wo
     no_schema = lab.model_copy(deep=True)
     no_schema.providers["lab"].json_schema = False
     server.script("m1", Reply('Answer: {"answer": "y", "score": 0.1,}'))
-    async with ModelClient(no_schema) as c:
+    async with ModelClient(no_schema.client_settings) as c:
         result = await c.chat("lab:m1", ChatRequest.of("q", json_schema=SCHEMA))
     body = server.requests_for("m1")[0].body
     assert "response_format" not in body
@@ -59,6 +59,6 @@ async def test_fallback_instruction_when_unsupported(server: TestServer, lab: Wo
 
 async def test_unrepairable_is_schema_mismatch(server: TestServer, lab: Workflow) -> None:
     server.script("m1", Reply("I think the answer is x."))
-    async with ModelClient(lab) as c:
+    async with ModelClient(lab.client_settings) as c:
         result = await c.chat("lab:m1", ChatRequest.of("q", json_schema=SCHEMA))
     assert result.failure is not None and result.failure.kind == "schema_mismatch"

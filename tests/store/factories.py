@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from apex.evidence.aggregate import EvidenceEvent
+from collections.abc import Sequence
+
 from apex.graph.types import (
     Analysis,
     CallRecord,
@@ -12,6 +13,10 @@ from apex.graph.types import (
     Problem,
     Review,
 )
+from apex.recording import cycle_record, run_rows
+from apex.store import EvidenceEvent, EvidenceStore, ModelAggregate, record_keys
+from apex.store.tables import utcnow
+from apex.workflow import ExtractConfig
 
 PANEL = ("lab:m1", "lab:m2", "lab:m3", "lab:m4", "lab:m5")
 
@@ -129,3 +134,19 @@ def events_for(result: FusionResult) -> list[EvidenceEvent]:
 def verdict(model: str, category: str, correct: bool) -> EvidenceEvent:
     """A ground-truth verdict on one of ``model``'s answers."""
     return EvidenceEvent(model=model, category=category, kind="verdict", correct=correct)
+
+
+def record_fusion(
+    store: EvidenceStore, result: FusionResult, events: Sequence[EvidenceEvent]
+) -> None:
+    """Record ``result``'s rows (as ``apex.recording`` builds them) with ``events``."""
+    rows = run_rows(result, cycle_record(result, ExtractConfig(kind="number")), utcnow())
+    store.record_run(rows, events)
+
+
+def panel_records(
+    store: EvidenceStore, models: Sequence[str], category: str
+) -> dict[str, ModelAggregate]:
+    """Each model's panel record in ``category``, read in one query."""
+    keys = [k for k in record_keys(models, category) if k[2] == category]
+    return {model: agg for (model, _, _), agg in store.get_keys(keys).items()}

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from apex.cli.db_cmd import parse_duration
 from apex.cli.main import app
-from apex.store import EvidenceStore
-from tests.store.factories import events_for, fusion_result
+from apex.store import EvidenceStore, head_revision
+from tests.store.factories import events_for, fusion_result, record_fusion
 
 runner = CliRunner()
 
@@ -41,16 +41,16 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_upgrade_default_db() -> None:
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "migrated empty -> 0003 (head)" in result.stdout and "apex.db" in result.stdout
+    assert "migrated empty -> 0004 (head)" in result.stdout and "apex.db" in result.stdout
     again = runner.invoke(app, ["db", "upgrade", "--json"])
-    assert json.loads(again.stdout)["from"] == "0003"
+    assert json.loads(again.stdout)["from"] == head_revision()
 
 
 def test_upgrade_explicit_db(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     result = runner.invoke(app, ["db", "upgrade", "--db", url, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout) == {"db": url, "from": None, "to": "0003"}
+    assert json.loads(result.stdout) == {"db": url, "from": None, "to": head_revision()}
 
 
 def test_upgrade_uses_the_workflow_db(tmp_path: Path) -> None:
@@ -68,7 +68,7 @@ def test_prune(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'p.db'}"
     with EvidenceStore(url) as store:
         result = fusion_result()
-        store.record_fusion(result, events_for(result))
+        record_fusion(store, result, events_for(result))
     kept = runner.invoke(app, ["db", "prune", "--older-than", "90d", "--db", url, "--json"])
     assert kept.exit_code == 0, kept.output
     assert json.loads(kept.stdout)["runs"] == 0

@@ -8,11 +8,11 @@ from multiprocessing.synchronize import Barrier
 
 import sqlalchemy as sa
 
-from apex.evidence.aggregate import EvidenceEvent
 from apex.store import EvidenceStore
+from apex.store.aggregate import EvidenceEvent
 from apex.store.engine import enable_wal
 from apex.store.tables import EVIDENCE, RUNS
-from tests.store.factories import PANEL, events_for, fusion_result
+from tests.store.factories import PANEL, events_for, fusion_result, record_fusion
 
 BATCHES = 40
 SHARED_RUNS = 10
@@ -38,7 +38,7 @@ def writer(url: str, worker: int, barrier: Barrier) -> None:
             store.apply(_batch(worker, batch), run_id=f"w{worker}-b{batch}")
             if batch < SHARED_RUNS:  # both processes record the same runs: each counts once
                 result = fusion_result(f"shared-{batch}")
-                store.record_fusion(result, events_for(result))
+                record_fusion(store, result, events_for(result))
 
 
 def test_two_processes_lose_nothing(db_url: str) -> None:

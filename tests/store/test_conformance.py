@@ -8,16 +8,25 @@ import pytest
 import sqlalchemy as sa
 
 from apex.errors import StoreError
-from apex.evidence import InMemoryAggregates, panel_weights, synthesis_events
-from apex.evidence.aggregate import (
+from apex.evidence import Truth, cycle_events, panel_weights
+from apex.evidence.replay import recorded_cycle
+from apex.store import EvidenceStore, InMemoryAggregates
+from apex.store.aggregate import (
+    AggKey,
     EvidenceEvent,
     ModelAggregate,
     aggregate_keys,
     apply_event,
 )
-from apex.store import EvidenceStore
 from apex.store.tables import AGGREGATES, CALLS, CANDIDATES, CRITIQUES, EVIDENCE, RUNS
-from tests.store.factories import PANEL, events_for, fusion_result, verdict
+from tests.store.factories import (
+    PANEL,
+    events_for,
+    fusion_result,
+    panel_records,
+    record_fusion,
+    verdict,
+)
 
 
 @pytest.fixture
@@ -26,9 +35,9 @@ def store(db_url: str) -> Iterator[EvidenceStore]:
         yield opened
 
 
-def reference(events: Iterable[EvidenceEvent]) -> dict[tuple[str, str], ModelAggregate]:
+def reference(events: Iterable[EvidenceEvent]) -> dict[AggKey, ModelAggregate]:
     """The aggregates a correct store holds after ``events``: apply_event folded in order."""
-    out: dict[tuple[str, str], ModelAggregate] = {}
+    out: dict[AggKey, ModelAggregate] = {}
     for event in events:
         for key in aggregate_keys(event):
             out[key] = apply_event(out.get(key) or ModelAggregate.empty(*key), event)
@@ -40,18 +49,15 @@ def count(store: EvidenceStore, table: sa.Table) -> int:
         return int(conn.execute(sa.select(sa.func.count()).select_from(table)).scalar_one())
 
 
-def assert_aggregates(
-    store: EvidenceStore, expected: dict[tuple[str, str], ModelAggregate]
-) -> None:
+def assert_aggregates(store: EvidenceStore, expected: dict[AggKey, ModelAggregate]) -> None:
     assert count(store, AGGREGATES) == len(expected)
-    for (model, category), agg in expected.items():
-        assert store.get(model, category) == agg
+    assert store.get_keys(expected) == expected
 
 
 def test_record_fusion_writes_every_part(store: EvidenceStore) -> None:
     result = fusion_result()
     events = events_for(result)
-    store.record_fusion(result, events)
+    record_fusion(store, result, events)
 
     assert count(store, RUNS) == 1
     assert count(store, CALLS) == len(result.calls) == 5
@@ -64,11 +70,13 @@ def test_record_fusion_writes_every_part(store: EvidenceStore) -> None:
     assert stored is not None
     assert stored.status == "ok" and stored.synthesis_path == "judge"
     assert stored.prompt == result.prompt and stored.answer == result.answer
-    assert stored.judge_model == "lab:judge" and stored.analysis == result.analysis
+    assert stored.judge_model == "lab:judge" and stored.analysis == result.analysis.model_dump()
     assert stored.model_by_label() == {"A": "lab:m1", "B": "lab:m2"}
     assert [c.extracted for c in stored.candidates] == ["4", "5", None]
     assert [c.score for c in stored.candidates] == pytest.approx([0.9, 0.7, None])
-    assert stored.calls == result.calls
+    assert [c.model_dump(exclude={"seq"}) for c in stored.calls] == [
+        c.model_dump(mode="json") for c in result.calls
+    ]
     failed = stored.candidates[2]
     assert not failed.ok and failed.label is None and failed.error is not None
     high = stored.critiques[0]
@@ -80,9 +88,9 @@ def test_record_fusion_writes_every_part(store: EvidenceStore) -> None:
 def test_record_fusion_is_idempotent_on_run_id(store: EvidenceStore) -> None:
     result = fusion_result()
     events = events_for(result)
-    store.record_fusion(result, events)
-    store.record_fusion(result, events)  # a replay after a crash
-    store.record_fusion(result, events[::-1])  # even in another order
+    record_fusion(store, result, events)
+    record_fusion(store, result, events)  # a replay after a crash
+    record_fusion(store, result, events[::-1])  # even in another order
     assert count(store, RUNS) == 1
     assert count(store, CALLS) == 5
     assert count(store, CRITIQUES) == 2
@@ -115,8 +123,8 @@ def test_duplicate_key_inside_one_batch_counts_once(store: EvidenceStore) -> Non
 def test_category_and_global_aggregates(store: EvidenceStore) -> None:
     math, code = fusion_result("r1", "math"), fusion_result("r2", "code")
     events = events_for(math) + events_for(code)
-    store.record_fusion(math, events_for(math))
-    store.record_fusion(code, events_for(code))
+    record_fusion(store, math, events_for(math))
+    record_fusion(store, code, events_for(code))
     assert_aggregates(store, reference(events))
     everywhere = store.get("lab:m3", "*")
     assert everywhere.failures_total == 2 and everywhere.last_failure_kind == "timeout"
@@ -124,16 +132,16 @@ def test_category_and_global_aggregates(store: EvidenceStore) -> None:
 
 
 def test_unknown_model_is_empty(store: EvidenceStore) -> None:
-    assert store.get("lab:never", "math") == ModelAggregate.empty("lab:never", "math")
-    many = store.get_many(["lab:m1", "lab:never", "lab:m1"], "math")
+    assert store.get("lab:never", "math") == ModelAggregate.empty("lab:never", "panel", "math")
+    many = panel_records(store, ["lab:m1", "lab:never", "lab:m1"], "math")
     assert list(many) == ["lab:m1", "lab:never"]
     assert all(a.events == 0 for a in many.values())
 
 
 def test_get_many_reads_a_panel(store: EvidenceStore) -> None:
     result = fusion_result()
-    store.record_fusion(result, events_for(result))
-    aggs = store.get_many(["lab:m1", "lab:m2", "lab:m3"], "math")
+    record_fusion(store, result, events_for(result))
+    aggs = panel_records(store, ["lab:m1", "lab:m2", "lab:m3"], "math")
     assert aggs["lab:m1"].judge_mean == pytest.approx(0.9)
     assert aggs["lab:m1"].findings == pytest.approx(2, rel=1e-3)
     assert aggs["lab:m3"].failures_total == 1 and aggs["lab:m3"].answers == 0
@@ -152,21 +160,21 @@ def test_weights_match_the_in_memory_store(store: EvidenceStore) -> None:
         category = "math" if i % 3 else "law"
         weights = panel_weights(memory, models, category, 4)
         assert panel_weights(store, models, category, 4) == weights
-        events = synthesis_events(votes, category, weights, n_options=4, gold=gold)
+        events = cycle_events(recorded_cycle(votes, weights, category, 4), Truth(expected=gold))
         memory.apply(events)
         store.apply(events, run_id=f"q{i}")
     for category in ("math", "law"):
         assert panel_weights(store, models, category, 4) == panel_weights(
             memory, models, category, 4
         )
-    keys = [(m, c) for m in models for c in ("math", "law", "*", "none")]
-    assert store.get_keys(keys) == {key: memory.get(*key) for key in keys}
+    keys: list[AggKey] = [(m, "panel", c) for m in models for c in ("math", "law", "*", "none")]
+    assert store.get_keys(keys) == memory.get_keys(keys)
     assert len(memory) == count(store, AGGREGATES)
 
 
 def test_leaderboard(store: EvidenceStore) -> None:
     result = fusion_result()
-    store.record_fusion(result, events_for(result))
+    record_fusion(store, result, events_for(result))
     store.apply([verdict("lab:m2", "math", True), verdict("lab:m1", "math", False)])
     rows = {r.model: r for r in store.leaderboard("math")}
     assert set(rows) == {"lab:m1", "lab:m2", "lab:m3"}
@@ -187,7 +195,7 @@ def test_failed_run_is_recorded(store: EvidenceStore) -> None:
     result = fusion_result().model_copy(
         update={"synthesis_path": "all_panel_failed", "answer": "", "judge_model": None}
     )
-    store.record_fusion(result, [])
+    record_fusion(store, result, [])
     stored = store.run("run-1")
     assert stored is not None and stored.status == "failed" and stored.answer == ""
 
@@ -198,6 +206,6 @@ def test_a_failing_write_leaves_nothing_behind(store: EvidenceStore) -> None:
     # The critiques are written after the run, calls and candidates: a NULL critic fails there.
     broken.critiques[0].critic = None  # type: ignore[assignment]
     with pytest.raises(StoreError, match="recording run run-1"):
-        store.record_fusion(broken, events)
+        record_fusion(store, broken, events)
     for table in (RUNS, CALLS, CANDIDATES, CRITIQUES, EVIDENCE, AGGREGATES):
         assert count(store, table) == 0, table.name

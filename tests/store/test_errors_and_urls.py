@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from apex.errors import StoreError
-from apex.evidence.aggregate import EvidenceEvent
-from apex.store import EvidenceStore, mask_url, resolve_db_url
+from apex.store import EvidenceStore, head_revision, mask_url, resolve_db_url
+from apex.store.aggregate import EvidenceEvent
 
 
 def test_default_is_apex_home(tmp_path: Path) -> None:
@@ -30,7 +30,7 @@ def test_precedence_explicit_env_workflow(monkeypatch: pytest.MonkeyPatch, tmp_p
 
 def test_default_store_file_is_created(tmp_path: Path) -> None:
     with EvidenceStore() as store:
-        assert store.revision() == "0003"
+        assert store.revision() == head_revision()
     assert (Path(os.environ["APEX_HOME"]) / "apex.db").is_file()
 
 

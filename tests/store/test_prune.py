@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from apex.store import EvidenceStore
 from apex.store.tables import CALLS, CRITIQUES, EVIDENCE, RUNS, utcnow
-from tests.store.factories import PANEL, events_for, fusion_result
+from tests.store.factories import PANEL, events_for, fusion_result, panel_records, record_fusion
 
 
 def _age_everything(store: EvidenceStore, days: int) -> None:
@@ -29,11 +29,11 @@ def _count(store: EvidenceStore, table: sa.Table) -> int:
 def test_prune_keeps_aggregates_and_recent_rows(db_url: str) -> None:
     with EvidenceStore(db_url) as store:
         old = fusion_result("old")
-        store.record_fusion(old, events_for(old))
+        record_fusion(store, old, events_for(old))
         _age_everything(store, 100)
         new = fusion_result("new")
-        store.record_fusion(new, events_for(new))
-        before = store.get_many(list(PANEL[:3]), "math")
+        record_fusion(store, new, events_for(new))
+        before = panel_records(store, list(PANEL[:3]), "math")
         board = store.leaderboard("math")
 
         report = store.prune(timedelta(days=90))
@@ -41,7 +41,7 @@ def test_prune_keeps_aggregates_and_recent_rows(db_url: str) -> None:
         assert (report.runs, report.calls, report.critiques) == (1, 5, 2)
         assert report.candidates == 2  # the failed member had no text
         assert report.evidence == len(events_for(old))
-        assert store.get_many(list(PANEL[:3]), "math") == before
+        assert panel_records(store, list(PANEL[:3]), "math") == before
         assert store.leaderboard("math") == board
         pruned, kept = store.run("old"), store.run("new")
         assert pruned is not None and kept is not None
@@ -60,16 +60,16 @@ def test_prune_shrinks_the_sqlite_file(tmp_path: Path) -> None:
     with EvidenceStore(f"sqlite:///{path}") as store:
         for i in range(150):
             result = fusion_result(f"r{i}")
-            store.record_fusion(result, events_for(result))
+            record_fusion(store, result, events_for(result))
         _age_everything(store, 200)
-        before = store.get_many(list(PANEL[:3]), "math")
+        before = panel_records(store, list(PANEL[:3]), "math")
 
         report = store.prune(timedelta(days=90))
 
         assert report.bytes_before is not None and report.bytes_after is not None
         assert report.bytes_after < report.bytes_before * 0.6
         assert path.stat().st_size == report.bytes_after
-        assert store.get_many(list(PANEL[:3]), "math") == before
+        assert panel_records(store, list(PANEL[:3]), "math") == before
 
 
 def test_negative_age_is_refused(sqlite_url: str) -> None:

@@ -1,25 +1,32 @@
-"""Evidence events and the per-(model, category) aggregates they are folded into.
+"""Evidence events and the per-(model, role, category) aggregates they are folded into.
 
-Every piece of evidence about a model (a verdict on one of its answers, a call failure, a critic
-finding, a judge score) is an :class:`EvidenceEvent`. Events are never re-read: each is folded,
-in O(1), into the :class:`ModelAggregate` of its ``(model, category)`` and into the model's
-global aggregate (category ``"*"``). An aggregate holds only plain numbers, so a SQL table can
-mirror it column for column, and reading a weight costs the same after a million events as after
-none. :func:`apply_event` is the one place the folding rule lives; every store calls it.
+These are the store's own row types. Every piece of evidence about a model (a verdict on one of
+its answers, a call failure, a critic finding, a judge score) is an :class:`EvidenceEvent`, about
+the model in one role: ``panel`` (its answers), ``critic`` or ``judge`` (its work in those
+seats), so a model's failures as judge never bench its panel seat. Events are never re-read:
+each is folded, in O(1), into the :class:`ModelAggregate` of its ``(model, role, category)`` and
+into the model's global aggregate in that role (category ``"*"``). An aggregate holds only plain
+numbers, so reading a weight costs the same after a million events as after none.
+:func:`apply_event` is the one place the folding rule lives; every store calls it, and
+:func:`record_keys` the one place that says which aggregates a reader needs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from apex.models.types import FailureKind
+from apex.types import Role
 
 GLOBAL_CATEGORY = "*"
 """Category name of a model's global aggregate, the fallback for sparse categories."""
+
+AggKey = tuple[str, Role, str]
+"""An aggregate's key: ``(model, role, category)``."""
 
 EvidenceKind = Literal["answer", "verdict", "failure", "finding", "judge"]
 """What an event reports.
@@ -90,6 +97,8 @@ class EvidenceEvent(BaseModel):
     """The model spec, ``provider:model`` (any non-empty name in replays)."""
     category: str = Field(min_length=1)
     """Task category; ``"*"`` when unknown (then only the global aggregate is updated)."""
+    role: Role = "panel"
+    """Which seat the evidence is about: panel answers, critic work or judge work."""
     kind: EvidenceKind
     """What the event reports; see :data:`EvidenceKind`."""
     correct: bool | None = None
@@ -98,7 +107,7 @@ class EvidenceEvent(BaseModel):
     """Proxy: how far the answer agreed with its reference, in [0, 1] (None: no reference).
 
     1.0/0.0 (or True/False) against a single reference answer; the replay and
-    :func:`apex.evidence.policy.synthesis_events` use the share of the other panel members
+    :func:`apex.evidence.events.cycle_events` use the share of the other panel members
     that gave the same answer."""
     support: float | None = Field(default=None, ge=0.0, le=1.0)
     """Probability the fused vote gave to this model's answer when it was synthesized.
@@ -139,6 +148,8 @@ class ModelAggregate(BaseModel):
 
     model: str
     """The model spec."""
+    role: Role = "panel"
+    """The seat this record is about."""
     category: str
     """Task category, or ``"*"`` for the model's global aggregate."""
     events: int = 0
@@ -180,9 +191,14 @@ class ModelAggregate(BaseModel):
     """Decayed sum of finding severities (low 1/3, medium 2/3, high 1)."""
 
     @classmethod
-    def empty(cls, model: str, category: str) -> ModelAggregate:
+    def empty(cls, model: str, role: Role, category: str) -> ModelAggregate:
         """The aggregate of a model with no evidence yet."""
-        return cls(model=model, category=category)
+        return cls(model=model, role=role, category=category)
+
+    @property
+    def key(self) -> AggKey:
+        """``(model, role, category)``."""
+        return (self.model, self.role, self.category)
 
     @property
     def judge_mean(self) -> float | None:
@@ -267,19 +283,30 @@ def _fold_verdict(
         f["gt_weight"] += rate * grad / math.sqrt(f["gt_sq_grad"])
 
 
-def aggregate_keys(event: EvidenceEvent) -> tuple[tuple[str, str], ...]:
-    """The ``(model, category)`` aggregates an event is folded into: its category and ``"*"``."""
+def aggregate_keys(event: EvidenceEvent) -> tuple[AggKey, ...]:
+    """The aggregates an event is folded into: its category's and ``"*"``, in its role."""
     if event.category == GLOBAL_CATEGORY:
-        return ((event.model, GLOBAL_CATEGORY),)
-    return ((event.model, event.category), (event.model, GLOBAL_CATEGORY))
+        return ((event.model, event.role, GLOBAL_CATEGORY),)
+    return ((event.model, event.role, event.category), (event.model, event.role, GLOBAL_CATEGORY))
 
 
-class AggregateStore(Protocol):
-    """Where aggregates live: in memory, SQLite or PostgreSQL; all fold with :func:`apply_event`."""
+def record_keys(models: Iterable[str], category: str, role: Role = "panel") -> list[AggKey]:
+    """The aggregates a reader needs for ``models`` in ``category``: each one's category record
+    and its global record, in ``role`` (the weights and panel selection read the panel's)."""
+    cats = (category,) if category == GLOBAL_CATEGORY else (category, GLOBAL_CATEGORY)
+    return [(m, role, c) for m in dict.fromkeys(models) for c in cats]
 
-    def get(self, model: str, category: str) -> ModelAggregate:
-        """The aggregate of ``(model, category)``; an empty one when there is no evidence."""
+
+class AggregateReader(Protocol):
+    """Where aggregates are read from: in memory, SQLite or PostgreSQL."""
+
+    def get_keys(self, keys: Iterable[AggKey]) -> Mapping[AggKey, ModelAggregate]:
+        """Aggregates by key, in one read; an empty aggregate where there is no evidence."""
         ...
+
+
+class AggregateStore(AggregateReader, Protocol):
+    """Where aggregates live; every store folds with :func:`apply_event`."""
 
     def apply(self, events: Iterable[EvidenceEvent]) -> None:
         """Fold a batch of events into their category and global aggregates, in order."""

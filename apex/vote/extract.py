@@ -1,8 +1,10 @@
-"""Extracting a comparable answer from free text, for ``vote`` synthesis and fallbacks.
+"""Extracting a comparable answer from free text, matching it, and counting a prompt's options.
 
 choice: a letter A-J ("answer is (X)", then "Answer: X", then the last standalone letter);
 number: the last number; exact: the text normalized (case, spacing, final punctuation);
-regex: the first group (or the whole match) of the workflow's pattern.
+regex: the first group (or the whole match) of the workflow's pattern. Every place that compares
+answers (vote synthesis, ground truth, feedback) goes through :func:`extract` and
+:func:`same_answer`, and every place that normalizes text through :func:`normalize_text`.
 """
 
 from __future__ import annotations
@@ -59,3 +61,40 @@ def extract(text: str, config: ExtractConfig) -> str | None:
             if not found:
                 return None
             return normalize_text(found.group(1) if found.groups() else found.group(0))
+
+
+def same_answer(extracted: str | None, expected: str, config: ExtractConfig) -> bool | None:
+    """Whether an extracted answer matches the ``expected`` one (None: nothing was extracted).
+
+    The expected answer is read the same way as the candidate's (``"(C)"``, ``"C"`` and
+    ``"The answer is C"`` are all ``C`` for a choice), falling back to its text as given;
+    case does not matter.
+    """
+    if extracted is None:
+        return None
+    wanted = extract(expected, config) or expected.strip()
+    return extracted.casefold() == wanted.casefold()
+
+
+_OPTION_LINE = re.compile(r"^\s*\(?([A-Z])[).:]\s+\S", re.MULTILINE)
+
+
+def count_options(prompt: str) -> int | None:
+    """How many lettered options a prompt lists, one per line (``A) ...``, ``(B) ...``,
+    ``C. ...``, ``D: ...``): the longest run A, B, C... from A; None below two."""
+    best = run = 0
+    for found in _OPTION_LINE.finditer(prompt):
+        letter = found.group(1)
+        run = run + 1 if ord(letter) == ord("A") + run else int(letter == "A")
+        best = max(best, run)
+    return best if best >= 2 else None
+
+
+def options_of(prompt: str, config: ExtractConfig, given: int | None = None) -> int | None:
+    """A question's number of options: ``given`` (a batch item, the API, a goal), else the
+    workflow's ``[extract] n_options``, else, for choice answers, counted from the prompt."""
+    if given is not None:
+        return given
+    if config.n_options is not None:
+        return config.n_options
+    return count_options(prompt) if config.kind == "choice" else None

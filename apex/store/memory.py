@@ -1,35 +1,42 @@
-"""An in-memory :class:`~apex.evidence.aggregate.AggregateStore`: a dict of aggregates."""
+"""An in-memory :class:`~apex.store.aggregate.AggregateStore`: a dict of aggregates."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from apex.evidence.aggregate import (
+from apex.store.aggregate import (
     DEFAULT_FOLD,
+    AggKey,
     EvidenceEvent,
     FoldParams,
     ModelAggregate,
     aggregate_keys,
     apply_event,
 )
+from apex.types import Role
 
 
 class InMemoryAggregates:
-    """Aggregates kept in a dict keyed by ``(model, category)``; for replays and tests.
+    """Aggregates kept in a dict keyed by ``(model, role, category)``; for replays and tests.
 
-    Implements :class:`~apex.evidence.aggregate.AggregateStore`.
+    Implements :class:`~apex.store.aggregate.AggregateStore`, folding exactly as the SQL store.
     """
 
     def __init__(self, params: FoldParams = DEFAULT_FOLD) -> None:
         """An empty store folding events with ``params``."""
         self.params = params
         """How events are folded."""
-        self._aggs: dict[tuple[str, str], ModelAggregate] = {}
+        self._aggs: dict[AggKey, ModelAggregate] = {}
 
-    def get(self, model: str, category: str) -> ModelAggregate:
-        """The aggregate of ``(model, category)``; an empty one when there is no evidence."""
-        agg = self._aggs.get((model, category))
-        return agg if agg is not None else ModelAggregate.empty(model, category)
+    def get(self, model: str, category: str, role: Role = "panel") -> ModelAggregate:
+        """The aggregate of ``model`` in ``role`` and ``category`` (empty without evidence)."""
+        return self._aggs.get((model, role, category)) or ModelAggregate.empty(
+            model, role, category
+        )
+
+    def get_keys(self, keys: Iterable[AggKey]) -> dict[AggKey, ModelAggregate]:
+        """Aggregates by key; an empty one where there is no evidence."""
+        return {key: self._aggs.get(key) or ModelAggregate.empty(*key) for key in keys}
 
     def apply(self, events: Iterable[EvidenceEvent]) -> None:
         """Fold events, in order, into their category and global aggregates."""
