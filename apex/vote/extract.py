@@ -68,11 +68,14 @@ def same_answer(extracted: str | None, expected: str, config: ExtractConfig) -> 
 
     The expected answer is read the same way as the candidate's (``"(C)"``, ``"C"`` and
     ``"The answer is C"`` are all ``C`` for a choice), falling back to its text as given;
-    case does not matter.
+    case does not matter. Free text (``exact``) matches by normalized containment on word
+    boundaries: "The capital of France is Paris." answers "Paris".
     """
     if extracted is None:
         return None
     wanted = extract(expected, config) or expected.strip()
+    if config.kind == "exact":  # free text: the expected answer, said anywhere in it, counts
+        return re.search(rf"(?<!\w){re.escape(wanted)}(?!\w)", extracted) is not None
     return extracted.casefold() == wanted.casefold()
 
 

@@ -65,6 +65,10 @@ def test_expected_answers_are_read_like_candidates() -> None:
     assert same_answer(extract("about 1,000.0 m", number), "1000", number) is True
     exact = ExtractConfig(kind="exact")
     assert same_answer(extract("Paris.", exact), "paris", exact) is True
+    sentence = extract("The capital of France is Paris.", exact)
+    assert same_answer(sentence, "Paris", exact) is True  # said anywhere in it
+    assert same_answer(sentence, "Par", exact) is False  # on word boundaries only
+    assert same_answer(extract("Lyon.", exact), "Paris", exact) is False
 
 
 def test_options_are_counted_from_option_lines() -> None:
