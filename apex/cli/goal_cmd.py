@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -17,7 +18,7 @@ from apex.goals.loop import GoalEvent
 from apex.goals.runner import Goal, resume
 from apex.goals.store import GoalStore
 from apex.goals.types import GoalStatus, Limits
-from apex.goals.verify import parse_verifier
+from apex.goals.verify import VerifierSpec
 from apex.graph.types import Candidate
 from apex.store import EvidenceStore, apex_home
 from apex.workflow import DEFAULT_WORKFLOW, workflow_text
@@ -37,6 +38,21 @@ def parse_deadline(value: str) -> datetime:
     except ValueError:
         fail(f"--deadline: '{value}' is neither a duration (30m, 2h, 1d) nor an ISO time")
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def parse_verifier(command: str | None, match: str | None) -> VerifierSpec | None:
+    """The verifier of ``--verify CMD`` or ``--match REGEX`` (one line on a bad one)."""
+    if command and match:
+        fail("give either --verify or --match, not both")
+    if command:
+        return VerifierSpec(kind="command", value=command)
+    if match:
+        try:
+            re.compile(match)
+        except re.error as exc:
+            fail(f"--match is not a valid regex: {exc}")
+        return VerifierSpec(kind="regex", value=match)
+    return None
 
 
 class _Progress:

@@ -17,8 +17,6 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from apex.errors import GoalError
-
 DEFAULT_VERIFY_TIMEOUT_S = 300.0
 MAX_FEEDBACK_CHARS = 4000
 
@@ -99,18 +97,3 @@ async def verify(verifier: VerifierSpec | VerifierFunc, answer: str) -> Verdict:
     if inspect.isawaitable(outcome):
         outcome = await outcome
     return outcome if isinstance(outcome, Verdict) else Verdict(met=bool(outcome))
-
-
-def parse_verifier(command: str | None = None, match: str | None = None) -> VerifierSpec | None:
-    """A verifier from CLI options: ``--verify CMD`` or ``--match REGEX``."""
-    if command and match:
-        raise GoalError("give either --verify or --match, not both")
-    if command:
-        return VerifierSpec(kind="command", value=command)
-    if match:
-        try:
-            re.compile(match)
-        except re.error as exc:
-            raise GoalError(f"--match is not a valid regex: {exc}") from exc
-        return VerifierSpec(kind="regex", value=match)
-    return None

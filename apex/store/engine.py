@@ -133,7 +133,7 @@ def create_store_engine(url: str) -> Engine:
             except OSError as error:
                 raise StoreError(
                     f"{mask_url(parsed)}: cannot create its directory ({error.strerror}); "
-                    "choose a writable location with --db or APEX_DB"
+                    "choose a writable location for the database"
                 ) from error
         kwargs["connect_args"] = {"timeout": DEFAULT_BUSY_TIMEOUT_S}
     else:
@@ -178,14 +178,14 @@ _HINTS: tuple[tuple[str, str], ...] = (
     (
         "readonly database",
         "the database file is read-only; make it writable or choose another "
-        "location with --db or APEX_DB",
+        "location for the database",
     ),
     (
         "unable to open database",
         "cannot open the database file; check that its directory exists "
-        "and is writable, or choose another location with --db or APEX_DB",
+        "and is writable, or choose another location for the database",
     ),
-    ("file is not a database", "not an SQLite database; point --db or APEX_DB at an APEX store"),
+    ("file is not a database", "not an SQLite database; give the URL of an APEX store"),
     (
         "database is locked",
         "locked by another process for longer than the busy timeout; retry, "
