@@ -1,4 +1,8 @@
-"""Shared fixtures: remote model requests refused, a loopback test server, a lab workflow."""
+"""Shared fixtures: remote model requests refused, scripted model servers, a lab workflow.
+
+``inproc`` (no socket, no thread) is for tests that do not check the wire; ``server`` (real HTTP
+on loopback) for those that do; ``any_server`` runs a test over both.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from apex.models.providers import BLOCK_REMOTE_ENV
-from apex.testing import TestServer, workflow_toml
+from apex.testing import InProcessServer, ScriptedModels, TestServer, workflow_toml
 from apex.workflow import Workflow, parse_workflow
 
 
@@ -26,6 +30,20 @@ def _no_remote_requests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
 def server() -> Iterator[TestServer]:
     """A scriptable OpenAI-compatible server on 127.0.0.1."""
     with TestServer() as srv:
+        yield srv
+
+
+@pytest.fixture
+def inproc() -> Iterator[InProcessServer]:
+    """The same scripted models served in-process: no socket, no thread."""
+    with InProcessServer() as srv:
+        yield srv
+
+
+@pytest.fixture(params=["http", "inproc"])
+def any_server(request: pytest.FixtureRequest) -> Iterator[ScriptedModels]:
+    """Each scripted server in turn, for tests that must hold over HTTP and in-process alike."""
+    with TestServer() if request.param == "http" else InProcessServer() as srv:
         yield srv
 
 

@@ -8,122 +8,52 @@ For tests, benchmarks and demos::
         # a workflow provider with base_url = server.base_url
 
 Each model has a queue of behaviours consumed in order; once it is empty the model's default
-(``server.default(model, ...)``) answers, else an echo. A behaviour may also be a callable that
-receives the request body and returns a behaviour or a string. Every request is recorded with its
-raw bytes, so tests can check exactly what was sent.
+(``server.default(model, ...)``) answers, else the server-wide ``default`` (an echo unless given).
+A behaviour may also be a callable that receives the request body and returns a behaviour or a
+string. Every request is recorded with its raw bytes, so tests can check exactly what was sent.
+
+Use it where the wire matters (HTTP framing, other processes); in-process tests are faster with
+:class:`~apex.testing.InProcessServer`, which has the same scripting API.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import threading
 import time
-from collections import defaultdict, deque
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 
+from apex.testing.behaviours import (
+    NOT_JSON,
+    Empty,
+    Fail,
+    Hang,
+    Malformed,
+    RecordedRequest,
+    Refuse,
+    Reply,
+    Responder,
+    Response,
+    ScriptedModels,
+    parse_body,
+    respond,
+)
 
-@dataclass(frozen=True)
-class Reply:
-    """Answer with ``text`` after ``latency`` seconds."""
+__all__ = [
+    "Empty",
+    "Fail",
+    "Hang",
+    "Malformed",
+    "RecordedRequest",
+    "Refuse",
+    "Reply",
+    "Responder",
+    "TestServer",
+]
 
-    text: str
-    latency: float = 0.0
-    prompt_tokens: int = 10
-    completion_tokens: int = 5
-    cost: float | None = None
-    """Reported ``usage.cost`` (as OpenRouter does), or None to report no cost."""
-
-
-@dataclass(frozen=True)
-class Fail:
-    """Answer with an HTTP error status (429 may carry Retry-After)."""
-
-    status: int
-    retry_after: float | None = None
-    latency: float = 0.0
-
-
-@dataclass(frozen=True)
-class Hang:
-    """Answer only after ``seconds`` (longer than the client's timeout)."""
-
-    seconds: float = 30.0
-
-
-@dataclass(frozen=True)
-class Malformed:
-    """Answer 200 with a body that is not a chat completion."""
-
-    body: str = '{"choices": [ {"message": '
-
-
-@dataclass(frozen=True)
-class Empty:
-    """Answer 200 with empty content."""
-
-
-@dataclass(frozen=True)
-class Refuse:
-    """Answer 200 with a refusal."""
-
-    reason: str = "I can't help with that."
-
-
-Responder = Callable[[dict[str, Any]], Any]
-"""A callable behaviour: gets the request body, returns a behaviour or the answer text."""
-
-
-@dataclass
-class RecordedRequest:
-    """One request as the server received it."""
-
-    model: str
-    raw: bytes
-    body: dict[str, Any]
-    started: float
-    finished: float = 0.0
-
-
-@dataclass
-class _State:
-    queues: dict[str, deque[Any]] = field(default_factory=lambda: defaultdict(deque))
-    defaults: dict[str, Any] = field(default_factory=dict)
-    requests: list[RecordedRequest] = field(default_factory=list)
-    in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    max_in_flight: dict[str, int] = field(default_factory=lambda: defaultdict(int))
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _completion(model: str, text: str | None, reply: Reply | None, refusal: str | None) -> bytes:
-    usage: dict[str, Any] = {}
-    if reply is not None:
-        usage = {
-            "prompt_tokens": reply.prompt_tokens,
-            "completion_tokens": reply.completion_tokens,
-            "total_tokens": reply.prompt_tokens + reply.completion_tokens,
-        }
-        if reply.cost is not None:
-            usage["cost"] = reply.cost
-    message: dict[str, Any] = {"role": "assistant", "content": text}
-    if refusal is not None:
-        message["refusal"] = refusal
-    payload = {
-        "id": "chatcmpl-test",
-        "object": "chat.completion",
-        "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
-        "usage": usage,
-    }
-    return json.dumps(payload).encode()
-
-
-def _echo(body: dict[str, Any]) -> Reply:
-    messages = body.get("messages") or [{}]
-    return Reply(f"{body.get('model')} says: {str(messages[-1].get('content', ''))[:200]}")
+POLL_INTERVAL_S = 0.01
+"""How often the serving thread checks for shutdown: ``stop()`` waits up to this long."""
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -134,91 +64,52 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Silence the default stderr access log."""
 
-    def _send(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
+    def _send(self, response: Response) -> None:
+        self.send_response(response.status)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        for key, value in (headers or {}).items():
+        self.send_header("Content-Length", str(len(response.body)))
+        for key, value in response.headers.items():
             self.send_header(key, value)
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gave up
-            self.wfile.write(body)
+            self.wfile.write(response.body)
 
     def do_GET(self) -> None:
         """``/v1/models`` lists the scripted models."""
-        state = self.server.state
-        with state.lock:
-            names = sorted(set(state.queues) | set(state.defaults))
-        data = {"data": [{"id": n, "object": "model"} for n in names]}
-        self._send(200, json.dumps(data).encode())
+        self._send(Response(200, self.server.models.models_body()))
 
     def do_POST(self) -> None:
         """``/v1/chat/completions``: play the model's next behaviour."""
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
-        try:
-            body = json.loads(raw)
-        except ValueError:
-            self._send(400, b'{"error": {"message": "body is not JSON"}}')
+        body = parse_body(raw)
+        if body is None:
+            self._send(NOT_JSON)
             return
-        model = str(body.get("model", ""))
-        state = self.server.state
-        record = RecordedRequest(model=model, raw=raw, body=body, started=time.monotonic())
-        with state.lock:
-            state.requests.append(record)
-            queue = state.queues.get(model)
-            behaviour = queue.popleft() if queue else state.defaults.get(model, _echo)
-            state.in_flight[model] += 1
-            state.max_in_flight[model] = max(state.max_in_flight[model], state.in_flight[model])
+        models = self.server.models
+        record, behaviour = models.begin(raw, body)
         try:
-            self._play(model, body, behaviour)
+            response = respond(record.model, body, behaviour)
+            time.sleep(response.delay)
+            self._send(response)
         finally:
-            with state.lock:
-                state.in_flight[model] -= 1
-            record.finished = time.monotonic()
-
-    def _play(self, model: str, body: dict[str, Any], behaviour: Any) -> None:
-        if callable(behaviour) and not isinstance(
-            behaviour, Reply | Fail | Hang | Malformed | Empty | Refuse
-        ):
-            behaviour = behaviour(body)
-        if isinstance(behaviour, str):
-            behaviour = Reply(behaviour)
-        match behaviour:
-            case Reply(latency=latency):
-                time.sleep(latency)
-                self._send(200, _completion(model, behaviour.text, behaviour, None))
-            case Fail(status=status, retry_after=retry_after, latency=latency):
-                time.sleep(latency)
-                headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
-                error = {"error": {"message": f"scripted {status}", "code": status}}
-                self._send(status, json.dumps(error).encode(), headers)
-            case Hang(seconds=seconds):
-                time.sleep(seconds)
-                self._send(200, _completion(model, "too late", None, None))
-            case Malformed(body=text):
-                self._send(200, text.encode())
-            case Empty():
-                self._send(200, _completion(model, "", None, None))
-            case Refuse(reason=reason):
-                self._send(200, _completion(model, None, None, reason))
-            case _:
-                self._send(500, b'{"error": {"message": "unknown scripted behaviour"}}')
+            models.end(record)
 
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
-    state: _State
+    models: ScriptedModels
 
 
-class TestServer:
+class TestServer(ScriptedModels):
     """A real HTTP server on 127.0.0.1 speaking the chat-completions API; see module docs."""
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, *, default: Any = None) -> None:
+        super().__init__(default)
         self._server = _Server((host, port), _Handler)
-        self._server.state = _State()
+        self._server.models = self
         self._thread: threading.Thread | None = None
 
     @property
@@ -231,46 +122,23 @@ class TestServer:
         """Base URL for a provider, e.g. ``http://127.0.0.1:PORT/v1``."""
         return f"http://127.0.0.1:{self.port}/v1"
 
-    def start(self) -> TestServer:
+    def start(self) -> Self:
         """Serve in a background thread."""
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(POLL_INTERVAL_S,), daemon=True
+        )
         self._thread.start()
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket."""
-        self._server.shutdown()
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> TestServer:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *_exc: object) -> None:
         self.stop()
-
-    def script(self, model: str, *behaviours: Any) -> TestServer:
-        """Queue behaviours for ``model``, played one per request."""
-        with self._server.state.lock:
-            self._server.state.queues[model].extend(behaviours)
-        return self
-
-    def default(self, model: str, behaviour: Any) -> TestServer:
-        """What ``model`` does once its queue is empty (a behaviour, text, or a callable)."""
-        with self._server.state.lock:
-            self._server.state.defaults[model] = behaviour
-        return self
-
-    @property
-    def requests(self) -> list[RecordedRequest]:
-        """Every request received so far, in arrival order."""
-        with self._server.state.lock:
-            return list(self._server.state.requests)
-
-    def requests_for(self, model: str) -> list[RecordedRequest]:
-        """Requests received for ``model``."""
-        return [r for r in self.requests if r.model == model]
-
-    def max_in_flight(self, model: str) -> int:
-        """The most concurrent requests ``model`` saw at once."""
-        with self._server.state.lock:
-            return self._server.state.max_in_flight[model]

@@ -13,15 +13,15 @@ from apex.goals.loop import GoalEvent
 from apex.goals.runner import Goal, resume
 from apex.goals.store import GoalStore, open_checkpointer, prune_checkpoints
 from apex.store import EvidenceStore
-from apex.testing import TestServer, roles
+from apex.testing import InProcessServer, roles
 from tests.goals.test_goal_loop import workflow_file
 
 
 async def test_goal_checkpoints_on_each_backend(
-    server: TestServer, tmp_path: Path, db_url: str
+    inproc: InProcessServer, tmp_path: Path, db_url: str
 ) -> None:
-    server.script("judge", roles.judge("first"))
-    server.default("judge", roles.judge("second", goal_met=True))
+    inproc.script("judge", roles.judge("first"))
+    inproc.default("judge", roles.judge("second", goal_met=True))
     store = EvidenceStore(db_url)
     goals = GoalStore(store)
 
@@ -29,7 +29,7 @@ async def test_goal_checkpoints_on_each_backend(
         if event.kind == "cycle_finished":
             goals.request(event.goal_id, "paused", ["active"])
 
-    goal = Goal("Reach 42", workflow=workflow_file(tmp_path, server.base_url), store=store,
+    goal = Goal("Reach 42", workflow=workflow_file(tmp_path, inproc.base_url), store=store,
                 on_event=pause)  # fmt: skip
     assert (await goal.run()).state == "paused"
     async with open_checkpointer(store) as saver:
@@ -43,11 +43,13 @@ async def test_goal_checkpoints_on_each_backend(
     store.close()
 
 
-def test_db_prune_drops_checkpoints_of_finished_goals(server: TestServer, tmp_path: Path) -> None:
-    server.default("judge", roles.judge("done", goal_met=True))
+def test_db_prune_drops_checkpoints_of_finished_goals(
+    inproc: InProcessServer, tmp_path: Path
+) -> None:
+    inproc.default("judge", roles.judge("done", goal_met=True))
     url = f"sqlite:///{tmp_path / 'apex.db'}"
     store = EvidenceStore(url)
-    goal = Goal("Reach 42", workflow=workflow_file(tmp_path, server.base_url), store=store)
+    goal = Goal("Reach 42", workflow=workflow_file(tmp_path, inproc.base_url), store=store)
     assert asyncio.run(goal.run()).state == "complete"
 
     async def checkpoints() -> int:
