@@ -11,8 +11,9 @@ import os
 import signal
 
 KILL_AT_ENV = "APEX_KILL_AT"
-POINTS = ("before_panel", "after_judge", "evidence_write")
-"""The named points (mid-panel kills are made from outside, by timing)."""
+POINTS = ("before_panel", "after_judge", "evidence_write", "after_compaction")
+"""The named points (mid-panel kills are made from outside, by timing); ``after_compaction``
+is reached from cycle 2 on, once the finished cycles' checkpoints are gone."""
 
 
 def fault_point(name: str) -> None:

@@ -58,7 +58,7 @@ class GoalRepo(Protocol):
         """Keep the best answer so far, leaving the state alone."""
         ...
 
-    def compact(self, goal_id: str) -> None:
+    async def compact(self, goal_id: str) -> None:
         """Drop checkpoints older than the latest (called between cycles)."""
         ...
 
@@ -125,12 +125,14 @@ def _deps(runtime: Runtime[FusionDeps]) -> GoalDeps:
     return deps
 
 
-def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
+async def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
     deps = _deps(runtime)
     spec, repo = deps.spec, deps.repo
     assert spec is not None and repo is not None
-    repo.compact(spec.id)
     cycles = repo.cycles(spec.id)
+    if cycles:  # a cycle boundary: no fusion subgraph is running, the last one's rows can go
+        await repo.compact(spec.id)
+        fault_point("after_compaction")
     stored = repo.goal_state(spec.id)
     if stored in ("paused", "cancelled"):
         return {"status": stored, "reason": f"{stored} by request"}

@@ -9,8 +9,9 @@ from langchain_core.runnables import RunnableConfig
 
 from apex.errors import ApexError, GoalError
 from apex.evidence.panel import store_weights
+from apex.goals.checkpoints import open_checkpointer
 from apex.goals.loop import GoalDeps, GoalEvent, GoalLoopState, build_goal_graph
-from apex.goals.store import GoalStore, open_checkpointer
+from apex.goals.store import GoalStore
 from apex.goals.types import TERMINAL_STATES, GoalSpec, GoalStatus, Limits
 from apex.goals.verify import VerifierFunc, VerifierSpec
 from apex.graph.types import Candidate
@@ -131,7 +132,7 @@ async def drive(
                 workflow=workflow,
                 weights=store_weights(store),
                 spec=spec,
-                repo=goals,
+                repo=GoalStore(store, saver),
                 evidence=store,
                 verifier_func=verifier,
                 on_event=on_event,

@@ -1,60 +1,40 @@
-"""Goals in the evidence store: the goal rows, their cycles, and the checkpointer beside them."""
+"""Goals in the evidence store: the goal rows and their cycles.
+
+The checkpointer beside them lives in :mod:`apex.goals.checkpoints` (re-exported here).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from sqlalchemy import exc
-from sqlalchemy.engine import make_url
 
-from apex.errors import GoalError, StoreError
+from apex.errors import GoalError
 from apex.faults import fault_point
+from apex.goals import checkpoints
+from apex.goals.checkpoints import open_checkpointer, serializer
 from apex.goals.types import TERMINAL_STATES, CycleSummary, GoalSpec, GoalStateName, GoalStatus
 from apex.store import EvidenceEvent, EvidenceStore, RunRows
 from apex.store.apply import insert_ignore
-from apex.store.engine import (
-    DEFAULT_BUSY_TIMEOUT_S,
-    read_transaction,
-    store_error,
-    write_transaction,
-)
+from apex.store.engine import read_transaction, store_error, write_transaction
 from apex.store.tables import GOAL_CYCLES, GOALS, utcnow
 
-# Types that live in the loop's checkpointed state, allowed for deserialization.
-_STATE_TYPES = [
-    ("apex.graph.types", name)
-    for name in (
-        "Analysis", "CallRecord", "Candidate", "CandidateReport", "Critique", "FusionResult",
-        "GoalAssessment", "JudgeInput", "LabeledCandidate", "LabelScore", "Problem",
-        "ReliabilityHint", "Review",
-    )
-] + [
-    ("apex.graph.nodes", "GenerateTask"), ("apex.graph.nodes", "CritiqueTask"),
-    ("apex.graph.nodes", "JudgeOutcome"), ("apex.graph.types", "JudgeVerdict"),
-    ("apex.models.types", "CallFailure"), ("apex.workflow", "PanelMember"),
-    ("apex.workflow", "CriticConfig"), ("apex.goals.verify", "Verdict"),
-]  # fmt: skip
-
-
-_ORPHAN_BLOBS = sa.text(
-    "DELETE FROM checkpoint_blobs b WHERE b.thread_id = :t AND NOT EXISTS ("
-    "SELECT 1 FROM checkpoints c WHERE c.thread_id = b.thread_id "
-    "AND c.checkpoint_ns = b.checkpoint_ns "
-    "AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)"
-)
+__all__ = ["GoalStore", "open_checkpointer", "prune_checkpoints", "serializer"]
 
 
 class GoalStore:
     """Goal rows and cycles on an :class:`EvidenceStore`'s database (any process may read)."""
 
-    def __init__(self, store: EvidenceStore) -> None:
+    def __init__(
+        self, store: EvidenceStore, checkpointer: BaseCheckpointSaver[str] | None = None
+    ) -> None:
         self.store = store
         """The evidence store whose database holds the goals."""
+        self.checkpointer = checkpointer
+        """The open checkpointer a running goal graph uses (compaction goes through it)."""
 
     def create(self, spec: GoalSpec) -> None:
         """Write the goal row (state active) before the loop's first step."""
@@ -191,28 +171,19 @@ class GoalStore:
         except exc.SQLAlchemyError as error:
             raise store_error(error, self.store.url, f"recording goal {goal_id}") from error
 
-    def compact(self, goal_id: str) -> None:
-        """Drop the goal's checkpoints except the latest top-level one.
+    async def compact(self, goal_id: str) -> None:
+        """Drop the goal's checkpoints but the latest top-level one (between cycles).
 
-        Called at a cycle boundary, when no fusion subgraph is running: resuming needs only the
-        latest checkpoint, so a goal's checkpoints stay the same size however long it runs.
+        Through :attr:`checkpointer` when set, else a checkpointer opened for the call; see
+        :func:`apex.goals.checkpoints.compact`.
         """
-        sqlite = self.store.engine.dialect.name == "sqlite"
-        tables = ("checkpoints", "writes") if sqlite else ("checkpoints", "checkpoint_writes")
-        keep = (
-            "thread_id = :t AND NOT (checkpoint_ns = '' AND checkpoint_id = "
-            "(SELECT max(checkpoint_id) FROM checkpoints WHERE thread_id = :t "
-            "AND checkpoint_ns = ''))"
-        )
         try:
-            with write_transaction(self.store.engine) as conn:
-                if not sa.inspect(conn).has_table("checkpoints"):
-                    return
-                for table in reversed(tables):  # writes first: they name their checkpoint
-                    conn.execute(sa.text(f"DELETE FROM {table} WHERE {keep}"), {"t": goal_id})  # noqa: S608 - fixed names
-                if not sqlite:  # PostgreSQL keeps channel values as versioned blobs
-                    conn.execute(_ORPHAN_BLOBS, {"t": goal_id})
-        except exc.SQLAlchemyError as error:
+            if self.checkpointer is not None:
+                await checkpoints.compact(self.checkpointer, goal_id)
+                return
+            async with open_checkpointer(self.store) as saver:
+                await checkpoints.compact(saver, goal_id)
+        except checkpoints.CHECKPOINT_ERRORS as error:
             raise store_error(error, self.store.url, f"compacting goal {goal_id}") from error
 
     def finished_before(self, cutoff: datetime) -> list[str]:
@@ -222,38 +193,6 @@ class GoalStore:
         )
         with read_transaction(self.store.engine) as conn:
             return [r.id for r in conn.execute(query)]
-
-
-def serializer() -> JsonPlusSerializer:
-    """The checkpoint serializer, allowed to rebuild APEX's own state types."""
-    return JsonPlusSerializer(allowed_msgpack_modules=_STATE_TYPES)
-
-
-@asynccontextmanager
-async def open_checkpointer(store: EvidenceStore) -> AsyncIterator[BaseCheckpointSaver[str]]:
-    """LangGraph's checkpointer on the store's own database (SQLite file or PostgreSQL)."""
-    url = make_url(store.url)
-    if url.get_backend_name() == "sqlite":
-        import aiosqlite
-        from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-
-        async with aiosqlite.connect(url.database or ":memory:") as conn:
-            await conn.execute(f"PRAGMA busy_timeout = {int(DEFAULT_BUSY_TIMEOUT_S * 1000)}")
-            saver = AsyncSqliteSaver(conn, serde=serializer())
-            await saver.setup()
-            yield saver
-        return
-    try:
-        from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
-    except ImportError as error:
-        raise StoreError(
-            "goals on PostgreSQL need langgraph-checkpoint-postgres: "
-            "pip install 'apex-fusion[postgres]'"
-        ) from error
-    conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
-    async with AsyncPostgresSaver.from_conn_string(conninfo, serde=serializer()) as pg_saver:
-        await pg_saver.setup()
-        yield pg_saver
 
 
 async def prune_checkpoints(store: EvidenceStore, older_than: timedelta) -> int:

@@ -239,7 +239,8 @@ def apply_event(
     log-likelihood of the gold answer: the gradient for this model's weight is
     ``correct - support`` (right more often than the fused vote expected: weight up).
     """
-    f: dict[str, float] = {k: getattr(agg, k) * params.decay for k in _DECAYED}
+    decay = params.decay
+    f: dict[str, float] = {k: getattr(agg, k) * decay for k in _DECAYED}
     other: dict[str, int | str | None] = {"events": agg.events + 1}
     if event.kind == "answer":
         f["answers"] += 1.0
