@@ -98,6 +98,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # a batch of 8-model fusions opens dozens of connections at once
     models: ScriptedModels
 
 
