@@ -5,8 +5,9 @@ their outcome becomes evidence (see :mod:`apex.evidence.replay`). The policy's a
 reported next to the best single model (in hindsight), plain majority and the oracle.
 
 Evidence goes to an in-memory aggregate store by default; ``--db URL`` sends it through a real
-:class:`~apex.store.EvidenceStore` instead: each question's weights are read from the database in
-one keyed query and its evidence written in one transaction, as in live fusion.
+:class:`~apex.store.EvidenceStore` instead, behind a write-behind buffer
+(:class:`~apex.store.buffered.WriteBehind`): aggregates are read from the database once, folded
+by the store's own rule, and written with their events every 200 questions and at the end.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from apex.cli.common import console, fail, guarded, print_json
 from apex.errors import ReplayDataError
 from apex.evidence import GLOBAL_CATEGORY, ReplayReport, load_answers, run_replay
 from apex.evidence.replay import AnswerTable
-from apex.store import AggregateStore, EvidenceStore, record_keys
+from apex.store import EvidenceStore, record_keys
+from apex.store.buffered import WriteBehind
 
 CSV_FORMAT = (
     "an answers CSV has columns qid,category,n_options,gold, then one per model (A-J or null)"
@@ -81,7 +83,13 @@ def report_json(report: ReplayReport, store: str) -> dict[str, Any]:
 
 
 def _show(report: ReplayReport, store: str) -> None:
-    mode = "with ground truth" if report.ground_truth else "without ground truth"
+    mode = (
+        "without ground truth"
+        if not report.ground_truth
+        else "with ground truth"
+        if report.gt_fraction >= 1.0
+        else f"with ground truth on {100 * report.gt_fraction:g}% of questions"
+    )
     table = Table(
         "method",
         "accuracy",
@@ -112,7 +120,9 @@ def _show(report: ReplayReport, store: str) -> None:
     )
     console.print(table)
     console.print(
-        f"[dim]{escape(report.source)} · {report.elapsed_s:.2f}s through {escape(store)}[/dim]",
+        f"[dim]{escape(report.source)} · {report.elapsed_s:.2f}s "
+        f"({1000 * report.elapsed_s / report.n_questions:.2f} ms per question) "
+        f"through {escape(store)}[/dim]",
         highlight=False,
     )
 
@@ -133,6 +143,15 @@ def replay(
             help="Feed gold verdicts back as evidence, or only peer agreement.",
         ),
     ] = True,
+    gt_fraction: Annotated[
+        float | None,
+        typer.Option(
+            min=0.0, max=1.0, help="Feed gold back on this seeded share of questions only."
+        ),
+    ] = None,
+    first: Annotated[
+        int | None, typer.Option(min=1, help="Replay only the first N questions of the order.")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     plot: Annotated[
         Path | None, typer.Option(help="Write a PNG of running accuracy vs questions seen.")
@@ -148,14 +167,24 @@ def replay(
     models = _split(panel)
     table = _load(answers, models)
     chosen = models if models is not None else table.models
-    store: AggregateStore | None = None
+    store: WriteBehind | None = None
     where = MEMORY_STORE
     sql: EvidenceStore | None = None
     if db is not None:
         sql = _open_store(db, chosen)
-        store, where = sql, sql.masked_url
+        store, where = WriteBehind(sql), sql.masked_url
     try:
-        report = run_replay(table, chosen, seed=seed, ground_truth=ground_truth, store=store)
+        report = run_replay(
+            table,
+            chosen,
+            seed=seed,
+            ground_truth=ground_truth,
+            store=store,
+            gt_fraction=gt_fraction,
+            first=first,
+        )
+        if store is not None:
+            store.flush()
     finally:
         if sql is not None:
             sql.close()

@@ -150,6 +150,13 @@ def cycle_events(
         agreed = agreement.get(vote.label)
         if later and correct is None:
             return None
+        peers = None
+        if not later and vote.answer is not None:  # each pair once, in the first name's record
+            peers = {
+                v.model: v.answer == vote.answer
+                for v in record.votes
+                if v.answer is not None and v.model > vote.model
+            }
         return EvidenceEvent(
             model=vote.model,
             category=cat,
@@ -158,6 +165,7 @@ def cycle_events(
             agreed=agreed,
             support=support.get(vote.answer) if vote.answer is not None else None,
             n_options=k,
+            peers=peers or None,
         )
 
     if later:

@@ -72,6 +72,7 @@ from apex.store.aggregate import (
     AggKey,
     AggregateReader,
     ModelAggregate,
+    pair_stats,
     record_keys,
 )
 
@@ -93,6 +94,16 @@ DEFAULT_AGREEMENT_GAIN = 6.0
 """Extra weight per unit of agreement log-odds above the threshold."""
 DEFAULT_JUDGE_GAIN = 0.5
 """Largest weight change from the judge's mean score (score 1: +gain, score 0: -gain)."""
+DEFAULT_UNSUPERVISED_HANDOVER = 20.0
+"""Ground-truth verdicts after which the learned weight has half the say over the weight
+estimated from the votes alone."""
+DEFAULT_DEPENDENCE_THRESHOLD = 0.6
+"""Excess agreement (beyond what two models' accuracies explain, 0..1) below which a pair
+counts as independent: models of one family share some mistakes; copies and blocs share most."""
+DEFAULT_DEPENDENCE_EVENTS = 20.0
+"""Shared questions after which a pair's measured dependence counts half."""
+DEFAULT_FREE_OPTIONS = 10
+"""Options assumed for free-form answers in the chance correction of the unsupervised weight."""
 
 
 class WeightPolicy(BaseModel):
@@ -116,6 +127,12 @@ class WeightPolicy(BaseModel):
     """Extra weight per unit of agreement log-odds above the threshold."""
     judge_gain: float = Field(default=DEFAULT_JUDGE_GAIN, ge=0)
     """Largest weight change from the judge's mean score."""
+    unsupervised_handover: float = Field(default=DEFAULT_UNSUPERVISED_HANDOVER, gt=0)
+    """Ground-truth verdicts after which the learned weight has half the say."""
+    dependence_threshold: float = Field(default=DEFAULT_DEPENDENCE_THRESHOLD, ge=0, lt=1)
+    """Excess agreement below which a pair counts as independent."""
+    dependence_events: float = Field(default=DEFAULT_DEPENDENCE_EVENTS, gt=0)
+    """Shared questions after which a pair's dependence counts half."""
 
 
 DEFAULT_POLICY = WeightPolicy()
@@ -128,10 +145,18 @@ def _logit(p: float) -> float:
 
 
 def _shrunk_rate(
-    cat_sum: float, cat_n: float, glob_sum: float, glob_n: float, prior: float, s: float
+    cat_sum: float,
+    cat_n: float,
+    glob_sum: float,
+    glob_n: float,
+    prior: float,
+    s: float,
+    global_prior: float | None = None,
 ) -> float:
-    """Category rate shrunk toward the global rate, itself shrunk toward ``prior``."""
-    glob = (glob_sum + s * prior) / (glob_n + s)
+    """Category rate shrunk toward the global rate, itself shrunk toward ``prior`` (with
+    ``global_prior`` pseudo-events, default ``s``)."""
+    g = s if global_prior is None else global_prior
+    glob = (glob_sum + g * prior) / (glob_n + g)
     return (cat_sum + s * glob) / (cat_n + s)
 
 
@@ -177,6 +202,48 @@ def model_weight(
     return min(max(weight, policy.min_weight), policy.max_weight)
 
 
+def accuracy_estimate(
+    cat_agg: ModelAggregate, global_agg: ModelAggregate, policy: WeightPolicy = DEFAULT_POLICY
+) -> float:
+    """A model's accuracy from its verdicts and, where there were none, the votes' beliefs.
+
+    Ground-truth verdicts count as right or wrong; an answer without one counts as right with
+    the probability the vote gave it (one-coin Dawid-Skene, online); the category's rate is
+    shrunk toward the global one, itself toward one half.
+    """
+    return _shrunk_rate(
+        cat_agg.ds_sum + cat_agg.gt_correct,
+        cat_agg.ds_n + cat_agg.gt_n,
+        global_agg.ds_sum + global_agg.gt_correct,
+        global_agg.ds_n + global_agg.gt_n,
+        0.5,
+        policy.shrinkage_events,
+        global_prior=2.0,
+    )
+
+
+def dependence(
+    record: ModelAggregate, other: str, p_self: float, p_other: float, policy: WeightPolicy
+) -> float:
+    """How far ``other`` duplicates the model of ``record`` (0: independent, 1: a copy).
+
+    The excess of their agreement over what independent models of these accuracies would
+    reach (errors spread over the wrong options), above ``dependence_threshold``, shrunk by
+    how many questions they shared. The pair is read from ``record`` (see ``pair_stats``).
+    """
+    found = record.pairs.get(other)
+    if found is None or found[0] <= 0.0:
+        return 0.0
+    n, agreed, chance, _ = found  # ratios do not depend on the decay; only the count does
+    expected = p_self * p_other + (1.0 - p_self) * (1.0 - p_other) * chance / n
+    excess = (agreed / n - expected) / max(1.0 - expected, 1e-9)
+    tau = policy.dependence_threshold
+    if excess <= tau:
+        return 0.0
+    shared = pair_stats(record, other)[0]
+    return min((excess - tau) / (1.0 - tau), 1.0) * shared / (shared + policy.dependence_events)
+
+
 def weights_of(
     aggs: Mapping[AggKey, ModelAggregate],
     models: Iterable[str],
@@ -184,15 +251,49 @@ def weights_of(
     n_options: int | None = None,
     policy: WeightPolicy = DEFAULT_POLICY,
 ) -> dict[str, float]:
-    """Each model's vote weight from its panel records (as read with ``record_keys``)."""
+    """Each model's vote weight on a question, from the panel's records (see ``record_keys``).
+
+    The weight blends two estimates, handing over to the first as ground truth arrives:
+    the learned weight (:func:`model_weight`), and the weight the votes alone support, the
+    chance-corrected log-odds of :func:`accuracy_estimate`, shared among models that duplicate
+    each other (:func:`dependence`) and scaled so the panel's mean is one.
+    """
 
     def record(model: str, cat: str) -> ModelAggregate:
         return aggs.get((model, "panel", cat)) or ModelAggregate.empty(model, "panel", cat)
 
-    return {
-        m: model_weight(record(m, category), record(m, GLOBAL_CATEGORY), n_options, policy)
-        for m in models
-    }
+    wanted = list(dict.fromkeys(models))
+    glob = {m: record(m, GLOBAL_CATEGORY) for m in wanted}
+    cat = {m: record(m, category) for m in wanted}
+    k = n_options or DEFAULT_FREE_OPTIONS
+    p_glob = {m: accuracy_estimate(glob[m], glob[m], policy) for m in wanted}
+    shared = dict.fromkeys(wanted, 1.0)
+    tau = policy.dependence_threshold
+    for m in wanted:  # each pair is kept once, in the record of the name that sorts first
+        pm = p_glob[m]
+        for j, (n, agreed, chance, _) in glob[m].pairs.items():
+            if j not in shared or n <= 0.0:
+                continue
+            pj = p_glob[j]  # the cheap test first: most pairs are independent
+            expected = pm * pj + (1.0 - pm) * (1.0 - pj) * chance / n
+            if agreed / n - expected <= tau * (1.0 - expected):
+                continue
+            rho = dependence(glob[m], j, pm, pj, policy)
+            shared[m] += rho
+            shared[j] += rho
+    votes: dict[str, float] = {}
+    for m in wanted:
+        p = min(max(accuracy_estimate(cat[m], glob[m], policy), 1e-4), 1.0 - 1e-4)
+        votes[m] = max(0.0, _logit(p) + math.log(k - 1)) / shared[m]
+    mean = sum(votes.values()) / len(votes) if votes else 0.0
+    weights: dict[str, float] = {}
+    for m in wanted:
+        unsupervised = votes[m] / mean if mean > 0.0 else policy.prior_weight
+        handover = glob[m].gt_n / (glob[m].gt_n + policy.unsupervised_handover)
+        learned = model_weight(cat[m], glob[m], n_options, policy)
+        weight = (1.0 - handover) * unsupervised * policy.prior_weight + handover * learned
+        weights[m] = min(max(weight, policy.min_weight), policy.max_weight)
+    return weights
 
 
 def panel_weights(

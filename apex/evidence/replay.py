@@ -23,7 +23,7 @@ from pydantic import BaseModel, Field
 
 from apex.errors import ReplayDataError
 from apex.evidence.events import CallOutcome, CycleRecord, PanelVote, Truth, cycle_events
-from apex.evidence.policy import DEFAULT_POLICY, WeightPolicy, model_weight, panel_weights
+from apex.evidence.policy import DEFAULT_POLICY, WeightPolicy, panel_weights
 from apex.store.aggregate import GLOBAL_CATEGORY, AggregateStore
 from apex.store.memory import InMemoryAggregates
 from apex.vote import plurality, top_answers, vote_scores
@@ -163,13 +163,15 @@ class ReplayReport(BaseModel):
     seed: int
     """Seed of the question order."""
     ground_truth: bool
-    """Whether gold verdicts were fed back as evidence."""
+    """Whether gold verdicts were fed back as evidence (on some questions at least)."""
+    gt_fraction: float = 1.0
+    """The share of questions whose gold verdicts were fed back (a seeded draw per question)."""
     n_questions: int
-    """Questions replayed."""
+    """Questions replayed (the first ``n_questions`` of the order)."""
     category_counts: dict[str, int]
     """Questions per category."""
     best_single_model: str
-    """The panel model best over the whole file (hindsight)."""
+    """The panel model best over the replayed questions (hindsight)."""
     best_single: float
     """Its accuracy."""
     majority: float
@@ -202,22 +204,33 @@ def run_replay(
     store: AggregateStore | None = None,
     policy: WeightPolicy = DEFAULT_POLICY,
     curve_every: int = 50,
+    gt_fraction: float | None = None,
+    first: int | None = None,
 ) -> ReplayReport:
     """Replay the questions of ``path`` (or a loaded table) online through ``policy``.
 
-    ``panel`` picks model columns (all by default). Evidence goes to ``store`` (a fresh
-    in-memory store by default), one batch per question.
+    ``panel`` picks model columns (all by default). Questions are visited in an order seeded
+    by ``seed``, only the ``first`` of them when given. Gold verdicts are fed back on every
+    question (``ground_truth``), on none, or on a seeded ``gt_fraction`` of them. Evidence goes
+    to ``store`` (a fresh in-memory store by default), one batch per question.
     """
     table = path if isinstance(path, AnswerTable) else load_answers(path)
     models = list(table.models) if panel is None else list(panel)
     _check_panel(table, models)
+    fraction = (1.0 if ground_truth else 0.0) if gt_fraction is None else gt_fraction
+    if not 0.0 <= fraction <= 1.0:
+        raise ReplayDataError(f"gt_fraction {fraction} is not between 0 and 1")
     store = InMemoryAggregates() if store is None else store
     cols = [table.models.index(m) for m in models]
-    n = len(table.qids)
-    right = [sum(table.answers[q][c] == table.gold[q] for q in range(n)) for c in cols]
-    best_i = max(range(len(models)), key=lambda i: right[i])
-    order = list(range(n))
+    order = list(range(len(table.qids)))
     random.Random(seed).shuffle(order)
+    order = order[:first] if first is not None else order
+    n = len(order)
+    if n == 0:
+        raise ReplayDataError(f"{table.source}: no questions to replay (first = {first})")
+    right = [sum(table.answers[q][c] == table.gold[q] for q in order) for c in cols]
+    best_i = max(range(len(models)), key=lambda i: right[i])
+    labelled = random.Random(f"{seed}:ground-truth")
 
     start = time.perf_counter()
     tot = {"policy": 0.0, "policy_ev": 0.0, "majority": 0.0, "best": 0.0, "oracle": 0.0}
@@ -234,7 +247,6 @@ def run_replay(
         ties["majority"] += len(plain) > 1
         tot["majority"] += (gold in plain) / len(plain) if plain else 0.0
         weights = panel_weights(store, models, cat, k, policy)
-        record = recorded_cycle(answers, weights, cat, k)
         tied = top_answers(vote_scores(answers, weights))
         if tied:
             fused = plurality(answers, weights, tie_key=f"{seed}:{table.qids[q]}")
@@ -242,7 +254,8 @@ def run_replay(
             tot["policy"] += fused == gold
             tot["policy_ev"] += (gold in tied) / len(tied)
             cat_right[cat] = cat_right.get(cat, 0.0) + (fused == gold)
-        store.apply(cycle_events(record, Truth(expected=gold) if ground_truth else None))
+        truth = Truth(expected=gold) if labelled.random() < fraction else None
+        store.apply(cycle_events(recorded_cycle(answers, weights, cat, k), truth))
         if seen % curve_every == 0 or seen == n:
             curve.append(
                 CurvePoint(
@@ -256,26 +269,27 @@ def run_replay(
     elapsed = time.perf_counter() - start
 
     counts: dict[str, int] = {}
-    for cat in table.categories:
-        counts[cat] = counts.get(cat, 0) + 1
+    for q in order:
+        counts[table.categories[q]] = counts.get(table.categories[q], 0) + 1
+    final = panel_weights(store, models, GLOBAL_CATEGORY, None, policy)
     stats = []
     for i, (m, c) in enumerate(zip(models, cols, strict=True)):
-        answered = sum(table.answers[q][c] is not None for q in range(n))
-        glob = store.get_keys([(m, "panel", GLOBAL_CATEGORY)])[(m, "panel", GLOBAL_CATEGORY)]
+        answered = sum(table.answers[q][c] is not None for q in order)
         stats.append(
             ModelStats(
                 model=m,
                 answered=answered,
                 accuracy=100 * right[i] / n,
                 accuracy_answered=100 * right[i] / answered if answered else 0.0,
-                final_weight=model_weight(glob, glob, None, policy),
+                final_weight=final[m],
             )
         )
     return ReplayReport(
         source=table.source,
         panel=models,
         seed=seed,
-        ground_truth=ground_truth,
+        ground_truth=fraction > 0.0,
+        gt_fraction=fraction,
         n_questions=n,
         category_counts=counts,
         best_single_model=models[best_i],

@@ -164,7 +164,7 @@ class GoalStore:
         }
         try:
             with write_transaction(self.store.engine) as conn:
-                conn.execute(insert_ignore(conn, GOAL_CYCLES, [row], ["goal_id", "cycle"]))
+                conn.execute(insert_ignore(conn, GOAL_CYCLES, ["goal_id", "cycle"]), [row])
                 conn.execute(
                     sa.update(GOALS).where(GOALS.c.id == goal_id).values(updated_at=utcnow())
                 )

@@ -13,6 +13,7 @@ numbers, so reading a weight costs the same after a million events as after none
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Mapping
 from typing import Literal, Protocol
@@ -79,9 +80,12 @@ class FoldParams(BaseModel):
     @property
     def decay(self) -> float:
         """Factor applied to every decayed statistic at each event."""
-        if self.half_life_events is None:
-            return 1.0
-        return float(0.5 ** (1.0 / self.half_life_events))
+        return _decay(self.half_life_events)
+
+
+@functools.cache
+def _decay(half_life_events: float | None) -> float:
+    return 1.0 if half_life_events is None else float(0.5 ** (1.0 / half_life_events))
 
 
 DEFAULT_FOLD = FoldParams()
@@ -116,6 +120,10 @@ class EvidenceEvent(BaseModel):
     verdict only updates the accuracy counts."""
     n_options: int | None = Field(default=None, ge=2)
     """Number of answer options of the question, when it has a fixed set."""
+    peers: dict[str, bool] | None = None
+    """Other panel models that answered the same question (those whose names sort after this
+    one: each pair is kept once), and whether each gave the same answer: for dependence, who
+    agrees more than their accuracies explain."""
     score: float | None = Field(default=None, ge=0.0, le=1.0)
     """Judge score in [0, 1] (``judge`` events)."""
     failure_kind: FailureKind | None = None
@@ -177,6 +185,15 @@ class ModelAggregate(BaseModel):
     global weight (a category). Decays toward 0 with the other statistics."""
     gt_sq_grad: float = 0.0
     """Decayed sum of squared gradients (AdaGrad normaliser of ``gt_weight`` steps)."""
+    ds_n: float = 0.0
+    """Decayed count of answers without ground truth that carried a ``support``."""
+    ds_sum: float = 0.0
+    """Decayed sum of their supports: the probability, under the vote, that each was right
+    (the unsupervised, Dawid-Skene-style accuracy is ``ds_sum / ds_n``)."""
+    pairs: dict[str, tuple[float, float, float, int]] = Field(default_factory=dict)
+    """Global record only: per other model, (questions both answered, agreements, sum of
+    1/(K-1), ``events`` when last updated), decayed lazily: read them with
+    :func:`pair_stats`. Dependence beyond accuracy is measured from them."""
     agree_n: float = 0.0
     """Decayed count of agreement verdicts."""
     agree_sum: float = 0.0
@@ -220,6 +237,8 @@ _DECAYED = (
     "gt_supported",
     "gt_weight",
     "gt_sq_grad",
+    "ds_n",
+    "ds_sum",
     "agree_n",
     "agree_sum",
     "judge_n",
@@ -258,9 +277,42 @@ def apply_event(
     elif event.kind == "judge" and event.score is not None:
         f["judge_n"] += 1.0
         f["judge_sum"] += event.score
+    is_global = agg.category == GLOBAL_CATEGORY
     if event.kind in ("answer", "verdict"):
-        _fold_verdict(f, event, params, is_global=agg.category == GLOBAL_CATEGORY)
-    return agg.model_copy(update={**f, **other})
+        _fold_verdict(f, event, params, is_global=is_global)
+    pairs = agg.pairs
+    if is_global and event.peers:
+        pairs = _fold_pairs(agg, event, params)
+    return agg.model_copy(update={**f, **other, "pairs": pairs})
+
+
+def pair_stats(
+    agg: ModelAggregate, other: str, params: FoldParams = DEFAULT_FOLD
+) -> tuple[float, float, float]:
+    """``(questions, agreements, sum of 1/(K-1))`` shared with ``other``, decayed to now.
+
+    A pair is kept in the record of the model whose name sorts first (see ``peers``).
+    """
+    found = agg.pairs.get(other)
+    if found is None:
+        return (0.0, 0.0, 0.0)
+    n, agreed, chance, stamp = found
+    factor = params.decay ** (agg.events - stamp)
+    return (n * factor, agreed * factor, chance * factor)
+
+
+def _fold_pairs(
+    agg: ModelAggregate, event: EvidenceEvent, params: FoldParams
+) -> dict[str, tuple[float, float, float, int]]:
+    """Add this question's agreements with its peers (only their pairs change)."""
+    out = dict(agg.pairs)
+    chance = 1.0 / (event.n_options - 1) if event.n_options else 0.0
+    decay, now = params.decay, agg.events + 1
+    for peer, agreed in (event.peers or {}).items():
+        n, a, c, stamp = out.get(peer) or (0.0, 0.0, 0.0, now)
+        factor = decay ** (now - stamp)  # decayed to now, this event included
+        out[peer] = (n * factor + 1.0, a * factor + float(agreed), c * factor + chance, now)
+    return out
 
 
 def _fold_verdict(
@@ -271,6 +323,9 @@ def _fold_verdict(
         f["agree_n"] += 1.0
         f["agree_sum"] += event.agreed
     if event.correct is None:
+        if event.support is not None and event.kind == "answer":  # no truth: the vote's belief
+            f["ds_n"] += 1.0
+            f["ds_sum"] += event.support
         return
     f["gt_n"] += 1.0
     f["gt_correct"] += float(event.correct)

@@ -18,8 +18,9 @@ without a migration) and lifetime counts per event kind and failure kind in ``co
 from __future__ import annotations
 
 import functools
+import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -38,6 +39,8 @@ from apex.store.aggregate import (
 )
 from apex.store.tables import AGGREGATES, EVIDENCE, utcnow
 
+ANON_PREFIX = "anon/"
+"""Keys of events with neither a key nor a run: random, so never a replay of a stored one."""
 CHUNK = 500
 """Rows per multi-row INSERT (well under SQLite's bound-parameter limit)."""
 
@@ -49,26 +52,32 @@ def event_key(event: EvidenceEvent, run_id: str | None, index: int) -> str:
     stable when the same run's events are replayed in the same order; events with neither a key
     nor a run get a random key (never recognized as replays).
     """
-    own = getattr(event, "key", None)
+    own = event.__dict__.get("key")  # a subclass may carry its own key field
     if isinstance(own, str) and own:
         return own
     kind = event.kind if event.role == "panel" else f"{event.role}:{event.kind}"
     if run_id is not None:
         return f"{run_id}/{index}/{event.model}/{kind}"
-    return f"anon/{uuid.uuid4().hex}"
+    return f"{ANON_PREFIX}{uuid.uuid4().hex}"
 
 
-def insert_ignore(
-    conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]
-) -> sa.Insert:
-    """``INSERT ... VALUES (rows) ON CONFLICT (keys) DO NOTHING`` for this connection's dialect."""
-    if conn.dialect.name == "postgresql":
-        return (
-            postgresql.insert(table).values(list(rows)).on_conflict_do_nothing(index_elements=keys)
-        )
-    if conn.dialect.name == "sqlite":
-        return sqlite.insert(table).values(list(rows)).on_conflict_do_nothing(index_elements=keys)
-    raise NotImplementedError(f"the evidence store does not support {conn.dialect.name}")
+def insert_ignore(conn: Connection, table: sa.Table, keys: Sequence[str]) -> sa.Insert:
+    """``INSERT ... ON CONFLICT (keys) DO NOTHING`` for this connection's dialect.
+
+    Execute it with a list of rows: one statement, compiled once and cached, sent as an
+    executemany (with ``RETURNING``, SQLAlchemy batches the rows into multi-row inserts).
+    """
+    name = conn.dialect.name
+    if name not in ("postgresql", "sqlite"):
+        raise NotImplementedError(f"the evidence store does not support {name}")
+    return _insert_ignore(name, table, tuple(keys))
+
+
+@functools.lru_cache(maxsize=32)
+def _insert_ignore(dialect: str, table: sa.Table, keys: tuple[str, ...]) -> sa.Insert:
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=list(keys))
+    return sqlite.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 def event_counts(event: EvidenceEvent) -> list[str]:
@@ -135,15 +144,45 @@ def _insert_new(
             "role": event.role,
             "category": event.category,
             "kind": event.kind,
-            "data": event.model_dump(mode="json", exclude_defaults=True),
+            "data": event.model_dump(exclude_defaults=True),
         }
         for key, event in sorted(keyed.items())  # one lock order for every writer
     ]
-    inserted: set[str] = set()
-    for chunk in _chunks(rows):
-        statement = insert_ignore(conn, EVIDENCE, chunk, ["key"]).returning(EVIDENCE.c.key)
-        inserted.update(conn.execute(statement).scalars())
-    return inserted
+    if all(key.startswith(ANON_PREFIX) for key in keyed):  # random keys: nothing to skip
+        _bulk_insert(conn, rows)
+        return set(keyed)
+    statement = insert_ignore(conn, EVIDENCE, ["key"]).returning(EVIDENCE.c.key)
+    return set(conn.execute(statement, rows).scalars())
+
+
+_EVIDENCE_COLUMNS = ("key", "run_id", "created_at", "model", "role", "category", "kind", "data")
+
+
+def _bulk_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert evidence rows straight through the driver's executemany (a replay writes tens
+    of thousands at once; SQLAlchemy's per-row parameter processing would dominate)."""
+    sqlite_dialect = conn.dialect.name == "sqlite"
+    mark = "?" if sqlite_dialect else "%s"
+    names = ", ".join(_EVIDENCE_COLUMNS)
+    statement = f"INSERT INTO evidence ({names}) VALUES ({', '.join([mark] * 8)})"  # noqa: S608 - fixed text
+    values = [
+        (
+            row["key"],
+            row["run_id"],
+            row["created_at"].strftime(_SQLITE_STAMP) if sqlite_dialect else row["created_at"],
+            row["model"],
+            row["role"],
+            row["category"],
+            row["kind"],
+            json.dumps(row["data"]),
+        )
+        for row in rows
+    ]
+    conn.exec_driver_sql(statement, values)
+
+
+_SQLITE_STAMP = "%Y-%m-%d %H:%M:%S.%f"
+"""How SQLAlchemy stores a DateTime in SQLite."""
 
 
 def _lock_aggregates(
@@ -162,8 +201,8 @@ def _lock_aggregates(
         }
         for model, role, category in targets
     ]
-    for chunk in _chunks(missing):
-        conn.execute(insert_ignore(conn, AGGREGATES, chunk, ["model", "role", "category"]))
+    if missing:
+        conn.execute(insert_ignore(conn, AGGREGATES, ["model", "role", "category"]), missing)
     rows = [
         row
         for query, params in keyed_aggregates(targets)
@@ -185,8 +224,14 @@ def apply_events(
     *,
     run_id: str | None = None,
     now: datetime | None = None,
+    folded: Mapping[AggKey, ModelAggregate] | None = None,
 ) -> int:
-    """Store new events and fold them into their aggregates; how many were new."""
+    """Store new events and fold them into their aggregates; how many were new.
+
+    ``folded`` holds the aggregates these events were already folded into, in memory, from the
+    stored ones (a write-behind buffer, :class:`~apex.store.buffered.WriteBehind`): when every
+    event is new, they are written as they are instead of folded a second time.
+    """
     stamp = now or utcnow()
     keyed: dict[str, EvidenceEvent] = {}
     for index, event in enumerate(events):
@@ -200,12 +245,24 @@ def apply_events(
     targets = sorted({agg for event in fresh for agg in aggregate_keys(event)})
     state = _lock_aggregates(conn, targets, stamp)
     fold = params or DEFAULT_FOLD
+    precomputed = folded is not None and len(fresh) == len(keyed)
     for event in fresh:
         for target in aggregate_keys(event):
             agg, counts = state[target]
             for name in event_counts(event):
                 counts[name] = counts.get(name, 0) + 1
-            state[target] = (apply_event(agg, event, fold), counts)
+            state[target] = (agg if precomputed else apply_event(agg, event, fold), counts)
+    if precomputed and folded is not None:
+        state = {key: (folded[key], counts) for key, (_, counts) in state.items()}
+    _write_aggregates(conn, state, stamp)
+    return len(fresh)
+
+
+def _write_aggregates(
+    conn: Connection,
+    state: Mapping[AggKey, tuple[ModelAggregate, dict[str, int]]],
+    stamp: datetime,
+) -> None:
     conn.execute(
         sa.update(AGGREGATES)
         .where(
@@ -232,4 +289,3 @@ def apply_events(
             for (model, role, category), (agg, counts) in state.items()
         ],
     )
-    return len(fresh)

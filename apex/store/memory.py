@@ -38,6 +38,13 @@ class InMemoryAggregates:
         """Aggregates by key; an empty one where there is no evidence."""
         return {key: self._aggs.get(key) or ModelAggregate.empty(*key) for key in keys}
 
+    def seed(self, aggregates: Iterable[ModelAggregate]) -> None:
+        """Hold these aggregates as they are (the stored state a write-behind buffer starts
+        from); empty ones are skipped."""
+        for agg in aggregates:
+            if agg.events:
+                self._aggs[agg.key] = agg
+
     def apply(self, events: Iterable[EvidenceEvent]) -> None:
         """Fold events, in order, into their category and global aggregates."""
         aggs = self._aggs

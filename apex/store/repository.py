@@ -9,7 +9,7 @@ aggregates, ``prune`` applies retention. The schema migrates itself to head on f
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from types import TracebackType
 
@@ -107,8 +107,8 @@ class EvidenceStore:
         run_id = rows.run.run_id
         try:
             with write_transaction(self.engine) as conn:
-                statement = insert_ignore(conn, RUNS, [row_values(rows.run)], ["run_id"])
-                if conn.execute(statement.returning(RUNS.c.run_id)).first() is None:
+                statement = insert_ignore(conn, RUNS, ["run_id"]).returning(RUNS.c.run_id)
+                if conn.execute(statement, [row_values(rows.run)]).first() is None:
                     return
                 for table, values in (
                     (CALLS, rows.calls),
@@ -129,14 +129,21 @@ class EvidenceStore:
         """
         self.apply_count(events, run_id=run_id)
 
-    def apply_count(self, events: Iterable[EvidenceEvent], *, run_id: str | None = None) -> int:
-        """:meth:`apply`, returning how many events were new."""
+    def apply_count(
+        self,
+        events: Iterable[EvidenceEvent],
+        *,
+        run_id: str | None = None,
+        folded: Mapping[AggKey, ModelAggregate] | None = None,
+    ) -> int:
+        """:meth:`apply`, returning how many events were new (``folded``: see
+        :func:`~apex.store.apply.apply_events`)."""
         batch = list(events)
         if not batch:
             return 0
         try:
             with write_transaction(self.engine) as conn:
-                return apply_events(conn, batch, self.params, run_id=run_id)
+                return apply_events(conn, batch, self.params, run_id=run_id, folded=folded)
         except exc.SQLAlchemyError as error:
             raise store_error(error, self.url, "applying evidence") from error
 

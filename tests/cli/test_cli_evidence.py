@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from apex.cli.main import app
-from apex.evidence import GLOBAL_CATEGORY, model_weight
+from apex.evidence import GLOBAL_CATEGORY, panel_weights
 from apex.store import EvidenceStore
 from tests.conftest import lab_toml
 from tests.store.factories import events_for, fusion_result, record_fusion, verdict
@@ -52,9 +52,9 @@ def test_leaderboard_json_with_weights(tmp_path: Path) -> None:
     assert rows["lab:m2"]["accuracy"] == pytest.approx(0.0)
     assert rows["lab:m3"]["accuracy"] is None
     with EvidenceStore(url) as store:
-        for model, row in rows.items():
-            glob = store.get(model, GLOBAL_CATEGORY)
-            assert row["weight"] == pytest.approx(model_weight(glob, glob))
+        expected = panel_weights(store, list(rows), GLOBAL_CATEGORY)  # relative to all on record
+    for model, row in rows.items():
+        assert row["weight"] == pytest.approx(expected[model])
     assert rows["lab:m1"]["weight"] > rows["lab:m2"]["weight"]
 
 
@@ -69,8 +69,7 @@ def test_category_uses_the_category_record(tmp_path: Path) -> None:
     m1_law = law["models"][0]
     assert m1_math["accuracy"] == pytest.approx(1.0) and m1_law["accuracy"] == pytest.approx(0.0)
     with EvidenceStore(url) as store:
-        glob = store.get("lab:m1", GLOBAL_CATEGORY)
-        expected = model_weight(store.get("lab:m1", "law"), glob)
+        expected = panel_weights(store, [r["model"] for r in law["models"]], "law")["lab:m1"]
     assert m1_law["weight"] == pytest.approx(expected)
     assert m1_law["weight"] < m1_math["weight"]
 

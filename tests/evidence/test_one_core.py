@@ -56,6 +56,12 @@ def write_answers(path: Path, n: int = 40, seed: int = 7) -> Path:
     return path
 
 
+def unprefixed(event: EvidenceEvent) -> EvidenceEvent:
+    """A live event with its models named as the replay names them (no ``lab:``)."""
+    peers = {m.removeprefix("lab:"): a for m, a in (event.peers or {}).items()} or None
+    return event.model_copy(update={"model": event.model.removeprefix("lab:"), "peers": peers})
+
+
 class Recording(InMemoryAggregates):
     """The replay's store, keeping each question's events and the aggregates after it."""
 
@@ -127,13 +133,15 @@ async def test_live_fusion_and_replay_learn_the_same(
                 n_options=table.n_options[q],
                 run_id=f"run-{qid}",
             )
-            live = [
-                e.model_copy(update={"model": e.model.removeprefix("lab:")})
-                for e in run_events(store, f"run-{qid}")
-            ]
+            live = [unprefixed(e) for e in run_events(store, f"run-{qid}")]
             assert live == replay_store.batches[step], f"events differ at question {step}"
             after = {
-                (m.removeprefix("lab:"), r, c): agg.model_copy(update={"model": m[4:]})
+                (m.removeprefix("lab:"), r, c): agg.model_copy(
+                    update={
+                        "model": m[4:],
+                        "pairs": {p.removeprefix("lab:"): v for p, v in agg.pairs.items()},
+                    }
+                )
                 for (m, r, c), agg in store.get_keys(keys).items()
             }
             assert after == replay_store.after[step], f"aggregates differ at question {step}"

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from apex.cli.main import app
@@ -53,7 +54,7 @@ async def test_a_failing_judge_does_not_bench_its_panel_seat(
     assert rows[("lab:both", "judge")]["failures_by_kind"] == {"schema_mismatch": 8}
     assert rows[("lab:both", "judge")]["weight"] is None
     assert rows[("lab:both", "panel")]["failures"] == 0
-    assert rows[("lab:both", "panel")]["weight"] == 1.0
+    assert rows[("lab:both", "panel")]["weight"] == pytest.approx(1.0)
 
 
 async def test_a_critics_success_does_not_reset_a_panelists_failure_streak(

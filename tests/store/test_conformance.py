@@ -18,6 +18,7 @@ from apex.store.aggregate import (
     aggregate_keys,
     apply_event,
 )
+from apex.store.buffered import WriteBehind
 from apex.store.tables import AGGREGATES, CALLS, CANDIDATES, CRITIQUES, EVIDENCE, RUNS
 from tests.store.factories import (
     PANEL,
@@ -209,3 +210,31 @@ def test_a_failing_write_leaves_nothing_behind(store: EvidenceStore) -> None:
         record_fusion(store, broken, events)
     for table in (RUNS, CALLS, CANDIDATES, CRITIQUES, EVIDENCE, AGGREGATES):
         assert count(store, table) == 0, table.name
+
+
+def test_write_behind_writes_what_the_store_would_have_folded(store: EvidenceStore) -> None:
+    """A write-behind buffer folds in memory and writes in batches; the database ends exactly
+    where folding every batch in its own transaction would have put it."""
+    models = list(PANEL)
+    direct = InMemoryAggregates()
+    record_fusion(store, fusion_result("before"), events_for(fusion_result("before")))
+    direct.apply(events_for(fusion_result("before")))  # the buffer starts from stored state
+    buffer = WriteBehind(store, flush_every=4)
+    votes = [
+        {"lab:m1": "A", "lab:m2": "A", "lab:m3": "B", "lab:m4": None, "lab:m5": "A"},
+        {"lab:m1": "C", "lab:m2": "B", "lab:m3": "B", "lab:m4": "B", "lab:m5": "D"},
+    ]
+    for i in range(10):
+        answers = votes[i % 2]
+        weights = panel_weights(buffer, models, "math", 4)
+        assert weights == panel_weights(direct, models, "math", 4)
+        events = cycle_events(recorded_cycle(answers, weights, "math", 4), Truth(expected="A"))
+        buffer.apply(events)
+        direct.apply(events)
+    wanted: list[AggKey] = [(m, "panel", c) for m in models for c in ("math", "*")]
+    assert store.get_keys(wanted) != direct.get_keys(wanted)  # two batches still in memory
+    buffer.flush()
+    assert store.get_keys(wanted) == direct.get_keys(wanted)
+    assert count(store, EVIDENCE) == len(events_for(fusion_result("before"))) + 10 * len(models)
+    rows = {r.model: r for r in store.leaderboard("math")}
+    assert rows["lab:m1"].calls == 1 + 10 and rows["lab:m4"].calls == 10
