@@ -31,29 +31,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from apex.evidence.replay import BENCH_PANELS
 from apex.testing import TestServer, workflow_toml
 from apex.vote import extract_choice
 
 DEFAULT_BENCH = Path("/work/shared/bench/mmlu-pro")
-PANELS: dict[str, list[str]] = {
-    "top5": [
-        "gemini-1.5-pro-002",
-        "gemini-1.5-flash-002",
-        "Meta-Llama-3_1-70B-Instruct",
-        "DeepSeek-Coder-V2",
-        "Meta-Llama-3-70B",
-    ],
-    "mid8": [
-        "Meta-Llama-3-70B",
-        "jamba-1.5-large",
-        "Qwen1.5-72B-Chat",
-        "Qwen1.5-110B",
-        "Phi-3-mini-4k-instruct",
-        "Yi-34B",
-        "mathstral-7B",
-        "c4ai-command-r-v01",
-    ],
-}
+PANELS: dict[str, list[str]] = {n: list(BENCH_PANELS[n]) for n in ("top5", "mid8")}
 PROVIDER = "bench"
 NULL_TEXT = "No answer."  # no standalone capital A-J: "I am not sure." would extract "I"
 _QID = re.compile(r"^Question (\S+):")

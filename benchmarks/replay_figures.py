@@ -30,27 +30,11 @@ import numpy as np
 import numpy.typing as npt
 
 from apex.evidence import ReplayReport, WeightPolicy, load_answers, run_replay
-from apex.evidence.replay import AnswerTable, default_data_path
+from apex.evidence.replay import BENCH_PANELS, AnswerTable, default_data_path
 
 README_PANELS: dict[str, list[str]] = {
-    "top5": [
-        "gemini-1.5-pro-002",
-        "gemini-1.5-flash-002",
-        "Meta-Llama-3_1-70B-Instruct",
-        "DeepSeek-Coder-V2",
-        "Meta-Llama-3-70B",
-    ],
-    "mid9": [
-        "Meta-Llama-3-70B",
-        "jamba-1.5-large",
-        "Qwen1.5-72B-Chat",
-        "Qwen1.5-110B",
-        "Phi-3-mini-4k-instruct",
-        "Yi-34B",
-        "mathstral-7B",
-        "c4ai-command-r-v01",
-        "Mixtral-8x7B-Instruct-v0.1",
-    ],
+    "top5": list(BENCH_PANELS["top5"]),
+    "mid9": list(BENCH_PANELS["mid9"]),
     "small6": [
         "Llama-2-7b-hf",
         "Mistral-7B-v0.1",

@@ -27,26 +27,16 @@ import statistics
 from pathlib import Path
 
 from apex.evidence import ReplayReport, run_replay
-from apex.evidence.replay import LETTERS, AnswerTable, default_data_path, load_answers
+from apex.evidence.replay import (
+    BENCH_PANELS,
+    LETTERS,
+    AnswerTable,
+    default_data_path,
+    load_answers,
+)
 
-TOP5 = [
-    "gemini-1.5-pro-002",
-    "gemini-1.5-flash-002",
-    "Meta-Llama-3_1-70B-Instruct",
-    "DeepSeek-Coder-V2",
-    "Meta-Llama-3-70B",
-]
-MID9 = [
-    "Meta-Llama-3-70B",
-    "jamba-1.5-large",
-    "Qwen1.5-72B-Chat",
-    "Qwen1.5-110B",
-    "Phi-3-mini-4k-instruct",
-    "Yi-34B",
-    "mathstral-7B",
-    "c4ai-command-r-v01",
-    "Mixtral-8x7B-Instruct-v0.1",
-]
+TOP5, MID9 = list(BENCH_PANELS["top5"]), list(BENCH_PANELS["mid9"])
+
 REGIMES = {"gt": 1.0, "gt10%": 0.1, "no-gt": 0.0}
 
 

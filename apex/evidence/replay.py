@@ -336,6 +336,30 @@ def _check_panel(table: AnswerTable, panel: list[str]) -> None:
         raise ReplayDataError(f"{table.source}: the panel names a model twice")
 
 
+BENCH_PANELS: dict[str, tuple[str, ...]] = {
+    "top5": (
+        "gemini-1.5-pro-002",
+        "gemini-1.5-flash-002",
+        "Meta-Llama-3_1-70B-Instruct",
+        "DeepSeek-Coder-V2",
+        "Meta-Llama-3-70B",
+    ),
+    "mid9": (
+        "Meta-Llama-3-70B",
+        "jamba-1.5-large",
+        "Qwen1.5-72B-Chat",
+        "Qwen1.5-110B",
+        "Phi-3-mini-4k-instruct",
+        "Yi-34B",
+        "mathstral-7B",
+        "c4ai-command-r-v01",
+        "Mixtral-8x7B-Instruct-v0.1",
+    ),
+}
+"""The MMLU-Pro bench's named panels (its README's top5 and mid9), as the README reports them."""
+BENCH_PANELS["mid8"] = BENCH_PANELS["mid9"][:-1]  # mid9 without Mixtral-8x7B-Instruct-v0.1
+
+
 def default_data_path() -> Path:
     """Where the shared MMLU-Pro bench answers live (may not exist)."""
     return Path("/work/shared/bench/mmlu-pro/answers.csv")

@@ -11,8 +11,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from apex.errors import AllPanelFailed, QuorumFailed
-from apex.models.types import CallFailure, FailureKind
-from apex.types import Role
+from apex.models.types import CallFailure
+from apex.models.types import CallRecord as CallRecord  # re-exported: the cycle's calls
 
 ProblemType = Literal["factual", "reasoning", "incomplete", "off_task", "unsafe", "format"]
 Severity = Literal["low", "medium", "high"]
@@ -28,33 +28,6 @@ SynthesisPath = Literal[
     "all_panel_failed",  # every panel member failed
 ]
 FAILED_PATHS: frozenset[str] = frozenset({"quorum_failed", "all_panel_failed"})
-
-
-class CallRecord(BaseModel):
-    """One model call made during a cycle, as the store records it."""
-
-    role: Role
-    """Which part of the cycle made it."""
-    model: str
-    """``provider:model``."""
-    member: int | None = None
-    """Panel index for panel calls."""
-    ok: bool
-    """Whether it produced a usable answer."""
-    failure_kind: FailureKind | None = None
-    """Typed failure, when it failed."""
-    error: str | None = None
-    """One-line failure message."""
-    latency_s: float = 0.0
-    """Wall time, retries included."""
-    prompt_tokens: int | None = None
-    """Prompt tokens as reported."""
-    completion_tokens: int | None = None
-    """Completion tokens as reported."""
-    cost_usd: float | None = None
-    """Reported or priced cost; None when unknown."""
-    attempts: int = 1
-    """HTTP attempts."""
 
 
 class Candidate(BaseModel):

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from apex import errors
+from apex.types import Role
 
 FailureKind = Literal[
     "timeout",
@@ -146,3 +147,30 @@ class ChatResult(BaseModel):
         if self.failure is not None:
             raise self.failure.to_exception()
         return self
+
+
+class CallRecord(BaseModel):
+    """One model call as a cycle records it: who asked (role, panel member) and how it ended."""
+
+    role: Role
+    """Which part of the cycle made it."""
+    model: str
+    """``provider:model``."""
+    member: int | None = None
+    """Panel index for panel calls."""
+    ok: bool
+    """Whether it produced a usable answer."""
+    failure_kind: FailureKind | None = None
+    """Typed failure, when it failed."""
+    error: str | None = None
+    """One-line failure message."""
+    latency_s: float = 0.0
+    """Wall time, retries included."""
+    prompt_tokens: int | None = None
+    """Prompt tokens as reported."""
+    completion_tokens: int | None = None
+    """Completion tokens as reported."""
+    cost_usd: float | None = None
+    """Reported or priced cost; None when unknown."""
+    attempts: int = 1
+    """HTTP attempts."""

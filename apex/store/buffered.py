@@ -12,7 +12,6 @@ every batch applied so far. It assumes no other process writes the same aggregat
 from __future__ import annotations
 
 from collections.abc import Iterable
-from types import TracebackType
 
 from apex.store.aggregate import (
     DEFAULT_FOLD,
@@ -74,15 +73,3 @@ class WriteBehind:
         folded = self._memory.get_keys(self._touched)
         self.store.apply_count(self._pending, folded=folded)
         self._pending, self._touched = [], set()
-
-    def __enter__(self) -> WriteBehind:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_value: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if exc_type is None:
-            self.flush()

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from pydantic import BaseModel, Field
 from sqlalchemy.engine import Connection
 
+from apex.models.types import CallRecord
 from apex.store.tables import CALLS, CANDIDATES, CRITIQUES, RUNS
 
 
@@ -33,33 +34,11 @@ class StoredCandidate(BaseModel):
     """The judge's score."""
 
 
-class StoredCall(BaseModel):
-    """One model call of a run, as stored."""
+class StoredCall(CallRecord):
+    """One model call of a run, as stored: the call record and its order in the run."""
 
     seq: int
     """Order within the run."""
-    role: str
-    """panel, critic or judge."""
-    model: str
-    """``provider:model``."""
-    member: int | None = None
-    """Panel index for panel calls."""
-    ok: bool
-    """Whether it produced a usable answer."""
-    failure_kind: str | None = None
-    """Typed failure, when it failed."""
-    error: str | None = None
-    """One-line failure message."""
-    latency_s: float = 0.0
-    """Wall time, retries included."""
-    prompt_tokens: int | None = None
-    """Prompt tokens as reported."""
-    completion_tokens: int | None = None
-    """Completion tokens as reported."""
-    cost_usd: float | None = None
-    """Cost, None when unknown."""
-    attempts: int = 1
-    """HTTP attempts."""
 
 
 class StoredCritique(BaseModel):

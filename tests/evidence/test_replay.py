@@ -10,29 +10,12 @@ import pytest
 from apex.errors import ReplayDataError
 from apex.evidence import GLOBAL_CATEGORY, load_answers, run_replay
 from apex.evidence.plot import plot_replay
-from apex.evidence.replay import default_data_path
+from apex.evidence.replay import BENCH_PANELS, default_data_path
 from apex.store import InMemoryAggregates
 
 LETTERS = "ABCDEFGHIJ"
+TOP5, MID9 = list(BENCH_PANELS["top5"]), list(BENCH_PANELS["mid9"])
 WEAK = [f"weak{i}" for i in range(6)]
-MID9 = [
-    "Meta-Llama-3-70B",
-    "jamba-1.5-large",
-    "Qwen1.5-72B-Chat",
-    "Qwen1.5-110B",
-    "Phi-3-mini-4k-instruct",
-    "Yi-34B",
-    "mathstral-7B",
-    "c4ai-command-r-v01",
-    "Mixtral-8x7B-Instruct-v0.1",
-]
-TOP5 = [
-    "gemini-1.5-pro-002",
-    "gemini-1.5-flash-002",
-    "Meta-Llama-3_1-70B-Instruct",
-    "DeepSeek-Coder-V2",
-    "Meta-Llama-3-70B",
-]
 
 
 def write_panel_csv(path: Path, n: int = 800, seed: int = 7) -> Path:
