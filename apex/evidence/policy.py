@@ -102,6 +102,10 @@ DEFAULT_DEPENDENCE_THRESHOLD = 0.6
 counts as independent: models of one family share some mistakes; copies and blocs share most."""
 DEFAULT_DEPENDENCE_EVENTS = 20.0
 """Shared questions after which a pair's measured dependence counts half."""
+DEFAULT_UNSUPERVISED_MIN_ANSWERS = 200.0
+"""Answers a model must have on record before the votes' estimate of it moves its weight:
+before that, a plain majority is the safer choice (200 questions leave an accuracy estimate
+within about seven points)."""
 DEFAULT_FREE_OPTIONS = 10
 """Options assumed for free-form answers in the chance correction of the unsupervised weight."""
 
@@ -133,6 +137,8 @@ class WeightPolicy(BaseModel):
     """Excess agreement below which a pair counts as independent."""
     dependence_events: float = Field(default=DEFAULT_DEPENDENCE_EVENTS, gt=0)
     """Shared questions after which a pair's dependence counts half."""
+    unsupervised_min_answers: float = Field(default=DEFAULT_UNSUPERVISED_MIN_ANSWERS, ge=0)
+    """Answers on record before the votes' estimate moves a model's weight."""
 
 
 DEFAULT_POLICY = WeightPolicy()
@@ -289,6 +295,8 @@ def weights_of(
     weights: dict[str, float] = {}
     for m in wanted:
         unsupervised = votes[m] / mean if mean > 0.0 else policy.prior_weight
+        if glob[m].ds_n + glob[m].gt_n < policy.unsupervised_min_answers:
+            unsupervised = 1.0  # too little evidence yet: the plain majority is safer
         handover = glob[m].gt_n / (glob[m].gt_n + policy.unsupervised_handover)
         learned = model_weight(cat[m], glob[m], n_options, policy)
         weight = (1.0 - handover) * unsupervised * policy.prior_weight + handover * learned
