@@ -103,9 +103,8 @@ counts as independent: models of one family share some mistakes; copies and bloc
 DEFAULT_DEPENDENCE_EVENTS = 20.0
 """Shared questions after which a pair's measured dependence counts half."""
 DEFAULT_UNSUPERVISED_MIN_ANSWERS = 200.0
-"""Answers a model must have on record before the votes' estimate of it moves its weight:
-before that, a plain majority is the safer choice (200 questions leave an accuracy estimate
-within about seven points)."""
+"""Answers a model must have on record before the votes' beliefs count in its accuracy (its
+verdicts count at once): before that, a plain majority is the safer choice."""
 DEFAULT_FREE_OPTIONS = 10
 """Options assumed for free-form answers in the chance correction of the unsupervised weight."""
 
@@ -138,7 +137,7 @@ class WeightPolicy(BaseModel):
     dependence_events: float = Field(default=DEFAULT_DEPENDENCE_EVENTS, gt=0)
     """Shared questions after which a pair's dependence counts half."""
     unsupervised_min_answers: float = Field(default=DEFAULT_UNSUPERVISED_MIN_ANSWERS, ge=0)
-    """Answers on record before the votes' estimate moves a model's weight."""
+    """Answers on record before the votes' beliefs count in a model's accuracy."""
 
 
 DEFAULT_POLICY = WeightPolicy()
@@ -214,14 +213,17 @@ def accuracy_estimate(
     """A model's accuracy from its verdicts and, where there were none, the votes' beliefs.
 
     Ground-truth verdicts count as right or wrong; an answer without one counts as right with
-    the probability the vote gave it (one-coin Dawid-Skene, online); the category's rate is
-    shrunk toward the global one, itself toward one half.
+    the probability the vote gave it (one-coin Dawid-Skene, online), once the model has
+    ``unsupervised_min_answers`` answers on record (before, the votes' beliefs are too noisy to
+    beat a plain majority). The category's rate is shrunk toward the global one, itself toward
+    one half.
     """
+    votes = global_agg.ds_n + global_agg.gt_n >= policy.unsupervised_min_answers
     return _shrunk_rate(
-        cat_agg.ds_sum + cat_agg.gt_correct,
-        cat_agg.ds_n + cat_agg.gt_n,
-        global_agg.ds_sum + global_agg.gt_correct,
-        global_agg.ds_n + global_agg.gt_n,
+        cat_agg.gt_correct + (cat_agg.ds_sum if votes else 0.0),
+        cat_agg.gt_n + (cat_agg.ds_n if votes else 0.0),
+        global_agg.gt_correct + (global_agg.ds_sum if votes else 0.0),
+        global_agg.gt_n + (global_agg.ds_n if votes else 0.0),
         0.5,
         policy.shrinkage_events,
         global_prior=2.0,
@@ -275,10 +277,11 @@ def weights_of(
     p_glob = {m: accuracy_estimate(glob[m], glob[m], policy) for m in wanted}
     shared = dict.fromkeys(wanted, 1.0)
     tau = policy.dependence_threshold
-    for m in wanted:  # each pair is kept once, in the record of the name that sorts first
+    known = {m for m in wanted if glob[m].ds_n + glob[m].gt_n >= policy.unsupervised_min_answers}
+    for m in known:  # each pair is kept once, in the record of the name that sorts first
         pm = p_glob[m]
         for j, (n, agreed, chance, _) in glob[m].pairs.items():
-            if j not in shared or n <= 0.0:
+            if j not in known or n <= 0.0:
                 continue
             pj = p_glob[j]  # the cheap test first: most pairs are independent
             expected = pm * pj + (1.0 - pm) * (1.0 - pj) * chance / n
@@ -295,8 +298,6 @@ def weights_of(
     weights: dict[str, float] = {}
     for m in wanted:
         unsupervised = votes[m] / mean if mean > 0.0 else policy.prior_weight
-        if glob[m].ds_n + glob[m].gt_n < policy.unsupervised_min_answers:
-            unsupervised = 1.0  # too little evidence yet: the plain majority is safer
         handover = glob[m].gt_n / (glob[m].gt_n + policy.unsupervised_handover)
         learned = model_weight(cat[m], glob[m], n_options, policy)
         weight = (1.0 - handover) * unsupervised * policy.prior_weight + handover * learned
