@@ -25,12 +25,17 @@ contain an API key.
     │   ├── AllPanelFailed          every panel member failed (``all_panel_failed``)
     │   └── QuorumFailed            fewer than ``quorum`` members answered (``quorum_failed``)
     ├── StoreError                  the evidence store cannot be read or written
-    └── GoalError                   a goal cannot be started, resumed or changed
+    │   └── RunNotRecorded          a finished run was not recorded (``.result``, ``.spooled``)
+    ├── GoalError                   a goal cannot be started, resumed or changed
+    │   ├── GoalBusy                another process runs the goal now (names the holder)
+    │   └── GoalInterrupted         the goal stopped on an error that can pass; resumable
+    ├── ScheduleError               a schedule is unknown, exists already, or its rule is bad
+    └── WorkerError                 a worker cannot start (e.g. a second one on SQLite)
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Failure(Protocol):
@@ -136,5 +141,38 @@ class StoreError(ApexError):
     """The evidence store cannot be opened, migrated, read or written."""
 
 
+class RunNotRecorded(StoreError):
+    """A cycle finished, but its run could not be recorded: the answer is not lost.
+
+    ``result`` holds the finished result (a ``FusionResult``) and ``spooled`` the spool file the
+    run waits in for ``apex db recover`` (None when it could not be spooled either).
+    """
+
+    def __init__(self, message: str, *, result: Any, spooled: str | None) -> None:
+        super().__init__(message)
+        self.result = result
+        self.spooled = spooled
+
+
 class GoalError(ApexError):
     """A goal cannot be started, resumed or changed in its current state."""
+
+
+class GoalBusy(GoalError):
+    """The goal is being run by another process now; the message names it."""
+
+
+class GoalInterrupted(GoalError):
+    """The goal stopped on an error that can pass (a key, the database, a provider, a worker).
+
+    Its state is ``interrupted`` and it resumes from its checkpoint; workers raise this so that
+    the job queue retries the goal later.
+    """
+
+
+class ScheduleError(ApexError):
+    """A schedule is unknown or exists already, or its rule, time zone or options are bad."""
+
+
+class WorkerError(ApexError):
+    """A worker cannot start or serve the database (e.g. a second worker on one SQLite file)."""

@@ -13,19 +13,21 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 
-from apex.errors import ConfigError
+from apex.errors import ConfigError, StoreError
 from apex.evidence.events import Truth
 from apex.evidence.panel import read_selection, store_weights
 from apex.graph.builder import FusionState, build_fusion_graph
 from apex.graph.nodes import FusionDeps, WeightSource
 from apex.graph.types import Candidate, Critique, FusionResult
+from apex.logging import get_logger
 from apex.models.client import ModelClient
-from apex.recording import record
+from apex.recording import record_or_spool
 from apex.store import EvidenceStore
 from apex.vote import options_of
 from apex.workflow import Workflow, load_workflow
 
 _GRAPH = build_fusion_graph()
+log = get_logger("apex.fusion")
 
 
 class FusionEvent(BaseModel):
@@ -80,6 +82,20 @@ def check_workflow(workflow: Workflow, client: ModelClient) -> None:
         client.model(spec)
 
 
+def _tolerant(weights: WeightSource) -> WeightSource:
+    """``weights``, but a store that fails once the panel has answered (and been paid for) gives
+    plain weights with a warning instead of losing the answers; recording says the rest."""
+
+    async def read(models: list[str], category: str, n_options: int | None) -> dict[str, float]:
+        try:
+            return await weights(models, category, n_options)
+        except StoreError as error:
+            log.warning("weights_unavailable", error=str(error))
+            return {}
+
+    return read
+
+
 def _event(node: str, update: dict[str, Any]) -> FusionEvent | None:
     match node:
         case "generate":
@@ -118,7 +134,9 @@ async def fuse(
     counted from the prompt's option lines for choice answers); it corrects the evidence for
     chance. Failures of individual calls are data in the result; a result whose
     ``synthesis_path`` is ``all_panel_failed`` or ``quorum_failed`` has no answer
-    (``result.raise_for_failure()`` raises for it). Configuration errors raise.
+    (``result.raise_for_failure()`` raises for it). Configuration errors raise. When the store
+    cannot record the finished run, it is spooled and :class:`~apex.errors.RunNotRecorded`
+    raised with the result in ``.result``: the answer is never lost.
     """
     wf = resolve_workflow(workflow)
     owned = client is None
@@ -128,7 +146,7 @@ async def fuse(
         cat = category or wf.category
         skipped: dict[int, str] = {}
         if store is not None:
-            weights = weights or store_weights(store)
+            weights = weights or _tolerant(store_weights(store))
             now = datetime.now(UTC).replace(tzinfo=None)
             skipped = await asyncio.to_thread(read_selection, store, wf, cat, now)
         deps = FusionDeps(
@@ -165,7 +183,7 @@ async def fuse(
         result: FusionResult = final["result"]
         if store is not None:
             truth = Truth(expected=expected) if expected is not None else None
-            await asyncio.to_thread(record, store, result, wf.extraction, truth)
+            await asyncio.to_thread(record_or_spool, store, result, wf.extraction, truth)
         return result
     finally:
         if owned:

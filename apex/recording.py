@@ -4,6 +4,11 @@ The one place that reads a :class:`~apex.graph.types.FusionResult` for the layer
 store gets its own row types (:class:`~apex.store.rows.RunRows`), the evidence its
 :class:`~apex.evidence.events.CycleRecord`, and :func:`record` writes both with the cycle's
 events in one transaction. ``apex.fuse``, ``apex fuse --batch`` and goal cycles all record here.
+
+:func:`record_or_spool` never loses a finished run: when the store cannot take it (a full disk,
+a damaged database), the run goes to the spool (``apex.store.spool``) and
+:class:`~apex.errors.RunNotRecorded` carries the result to the caller; after each successful
+write, the runs spooled for that store are recorded too.
 """
 
 from __future__ import annotations
@@ -11,11 +16,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
+from apex.errors import RunNotRecorded, StoreError
 from apex.evidence.events import CallOutcome, CycleRecord, Finding, PanelVote, Truth, cycle_events
 from apex.graph.types import FusionResult
-from apex.store import EvidenceEvent, EvidenceStore, RunRows
+from apex.logging import get_logger
+from apex.store import EvidenceEvent, EvidenceStore, RunRows, spool
 from apex.store.tables import CallRow, CandidateRow, CritiqueRow, RunRow, utcnow
 from apex.workflow import ExtractConfig
+
+log = get_logger("apex.recording")
 
 
 def cycle_record(result: FusionResult, extract: ExtractConfig) -> CycleRecord:
@@ -48,6 +57,7 @@ def cycle_record(result: FusionResult, extract: ExtractConfig) -> CycleRecord:
             label=label_of.get(call.member)
             if call.role == "panel" and call.member is not None
             else None,
+            retries=max(call.attempts - 1, 0),
         )
         for call in result.calls
     ]
@@ -137,4 +147,42 @@ def record(
     """Write ``result`` and its evidence in one transaction (idempotent on its run id)."""
     rows, events = evidence_of(result, extract, truth)
     store.record_run(rows, events)
+    return events
+
+
+def record_or_spool(
+    store: EvidenceStore,
+    result: FusionResult,
+    extract: ExtractConfig,
+    truth: Truth | None = None,
+) -> Sequence[EvidenceEvent]:
+    """:func:`record`, or, when the store fails, spool the run and raise RunNotRecorded.
+
+    The error carries ``result`` (the answer is never thrown away) and the spool file; one line
+    says what failed and what to do. After a successful write, runs spooled earlier for this
+    store are recorded as well (best effort: a failure there leaves them spooled).
+    """
+    rows, events = evidence_of(result, extract, truth)
+    try:
+        store.record_run(rows, events)
+    except Exception as error:  # whatever the store raised, the finished run must survive
+        reason = str(error) if isinstance(error, StoreError) else f"{type(error).__name__}: {error}"
+        try:
+            path = spool.spool_run(rows, list(events), db=store.masked_url, error=reason)
+        except StoreError as spool_error:
+            raise RunNotRecorded(
+                f"run {result.run_id} was not recorded, nor spooled ({spool_error}): {reason}",
+                result=result,
+                spooled=None,
+            ) from error
+        raise RunNotRecorded(
+            f"run {result.run_id} was not recorded (it waits in {path}; `apex db recover` "
+            f"records it once the store works): {reason}",
+            result=result,
+            spooled=str(path),
+        ) from error
+    try:
+        spool.recover(store)
+    except StoreError as error:
+        log.warning("spool_not_recovered", db=store.masked_url, error=str(error))
     return events

@@ -29,6 +29,10 @@ MAX_PANEL = 8
 MAX_OPTIONS = 26
 DEFAULT_COOLDOWN_FAILURES = 3
 DEFAULT_COOLDOWN_S = 300.0
+MAX_TIMEOUT_S = 3600.0
+"""The longest per-call timeout a workflow may set (an hour)."""
+MAX_RETRIES = 10
+"""The most retries a workflow may ask for (with backoff, minutes of waiting already)."""
 
 _MODEL_SPEC = re.compile(r"^[A-Za-z0-9_.-]+:.+$")
 
@@ -127,10 +131,10 @@ class Workflow(_Strict):
     """Minimum successful panel members to go on."""
     category: str = "general"
     """Default task category for evidence."""
-    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0)
-    """Per-call timeout."""
-    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0)
-    """Retries on 429, 5xx and connection errors."""
+    timeout_s: float = Field(default=DEFAULT_TIMEOUT_S, gt=0, le=MAX_TIMEOUT_S, allow_inf_nan=False)
+    """Per-call timeout, in seconds (at most an hour)."""
+    max_retries: int = Field(default=DEFAULT_MAX_RETRIES, ge=0, le=MAX_RETRIES)
+    """Retries on 429, 5xx and connection errors (at most 10)."""
     max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     """Default token cap per call."""
     concurrency: int = Field(default=DEFAULT_CONCURRENCY, ge=1)
@@ -139,7 +143,7 @@ class Workflow(_Strict):
     """budget: leave out members whose record says they add nothing (see apex.evidence.panel)."""
     cooldown_failures: int = Field(default=DEFAULT_COOLDOWN_FAILURES, ge=1)
     """Skip a member after this many failed calls in a row..."""
-    cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0)
+    cooldown_s: float = Field(default=DEFAULT_COOLDOWN_S, ge=0, allow_inf_nan=False)
     """...until this many seconds have passed; then it is tried again."""
     db: str | None = None
     """Database URL for the evidence store (``--db`` and ``APEX_DB`` take precedence)."""
@@ -178,6 +182,16 @@ class Workflow(_Strict):
     def _judge_when_needed(self) -> Workflow:
         if self.synthesis in ("judge", "select") and self.judge is None:
             raise ValueError(f"synthesis = '{self.synthesis}' needs a [judge] table")
+        return self
+
+    @model_validator(mode="after")
+    def _quorum_within_panel(self) -> Workflow:
+        if self.quorum > len(self.panel):
+            size = f"{len(self.panel)} member{'s' if len(self.panel) > 1 else ''}"
+            raise ValueError(
+                f"quorum = {self.quorum} is larger than the panel ({size}): no cycle could "
+                "ever reach it; lower quorum or add panel members"
+            )
         return self
 
     @model_validator(mode="after")
@@ -242,9 +256,19 @@ def workflow_text(name_or_path: str | Path | None = None) -> tuple[str, str]:
             )
         path = shipped
     try:
-        return path.read_text(encoding="utf-8"), str(path)
+        return path.read_text(encoding="utf-8-sig"), str(path)
     except OSError as exc:
         raise WorkflowFileError(f"{path}: cannot read: {exc.strerror}") from exc
+    except UnicodeDecodeError as exc:
+        raise WorkflowFileError(f"{path}: {not_utf8(path.read_bytes(), exc)}") from None
+
+
+def not_utf8(data: bytes, error: UnicodeDecodeError) -> str:
+    """Why bytes that are not UTF-8 cannot be read, and the fix: one line for a message."""
+    found = f"byte 0x{data[error.start]:02x} at offset {error.start}"
+    if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return f"the file is UTF-16 ({found}), not UTF-8; save it as UTF-8"
+    return f"not UTF-8 text ({found}); save it as UTF-8"
 
 
 def load_workflow(name_or_path: str | Path | None = None) -> Workflow:

@@ -13,11 +13,13 @@ import typer
 from rich.console import Console
 
 from apex.errors import ApexError
-from apex.redact import redact
+from apex.redact import redact, redact_known
 
 T = TypeVar("T")
 P = ParamSpec("P")
 console = Console()
+EXIT_NOT_RECORDED = 3
+"""Exit status of a command that printed its answer but could not record the run (spooled)."""
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -52,6 +54,11 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def print_json(data: Any) -> None:
-    """Print one JSON document to stdout."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Print one JSON document to stdout (registered keys masked)."""
+    print_line(json.dumps(data, indent=2, default=str))
+
+
+def print_line(text: str) -> None:
+    """Print one line (or JSON document) to stdout as it is, registered keys masked."""
+    sys.stdout.write(redact_known(text) + "\n")
     sys.stdout.flush()

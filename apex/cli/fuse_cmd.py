@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -12,21 +12,32 @@ import typer
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
-from apex.cli.common import console, fail, guarded, print_json, run
-from apex.errors import ConfigError
+from apex.cli.common import EXIT_NOT_RECORDED, console, fail, guarded, print_json, print_line, run
+from apex.errors import ConfigError, RunNotRecorded
 from apex.fusion import FusionEvent, check_workflow, fuse, resolve_workflow
 from apex.graph.types import Analysis, Candidate, FusionResult
 from apex.models.client import ModelClient
 from apex.models.local import DEMO_MODEL_NOTE
 from apex.store import EvidenceStore
-from apex.workflow import MAX_OPTIONS, Workflow
+from apex.workflow import MAX_OPTIONS, Workflow, not_utf8
 
 DEFAULT_BATCH_CONCURRENCY = 4
 
 
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def _models(option: str, value: str | None) -> list[str] | None:
+    """A comma-separated model list given to ``option``; '' (or only commas) is refused."""
+    if value is None:
+        return None
+    models = _split(value)
+    if not models:
+        fail(f"{option} {value!r}: give at least one provider:model, comma-separated")
+    return models
 
 
 def result_json(result: FusionResult) -> dict[str, Any]:
@@ -69,7 +80,7 @@ def _show(result: FusionResult) -> None:
     ok = result.ok
     console.print(
         Panel(
-            result.answer or "(no answer)",
+            Text(result.answer or "(no answer)"),  # a model's text, never console markup
             title=f"answer · {result.synthesis_path}",
             border_style="green" if ok else "red",
         )
@@ -106,31 +117,65 @@ def _show(result: FusionResult) -> None:
     console.print(f"[dim]run {result.run_id} · {result.latency_s:.2f}s · cost {cost}[/dim]")
 
 
-def read_batch(path: Path) -> list[dict[str, Any]]:
-    """The items of a batch file: JSON lines with a "prompt" (and "id", "category", "expected",
-    "n_options")."""
+def _batch_lines(path: Path) -> list[str]:
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: {not_utf8(data, exc)}") from None
+
+
+def _check_item(item: Any, where: str) -> dict[str, Any]:
+    """A batch line's object, its fields checked; a ConfigError naming the line otherwise."""
+    if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
+        raise ConfigError(f'{where}: each line needs a "prompt" string')
+    if not item["prompt"].strip():
+        raise ConfigError(f'{where}: "prompt" is empty; give the question to fuse')
+    category = item.get("category")
+    if category is not None and (not isinstance(category, str) or not category.strip()):
+        raise ConfigError(
+            f'{where}: "category" must be a non-empty string (got {json.dumps(category)}); '
+            'quote it, e.g. "category": "math"'
+        )
+    for key in ("id", "expected"):
+        value = item.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
+            raise ConfigError(
+                f'{where}: "{key}" must be a string or a whole number (got {json.dumps(value)})'
+            )
+    options = item.get("n_options")
+    if options is not None and (type(options) is not int or not 2 <= options <= MAX_OPTIONS):
+        raise ConfigError(f'{where}: "n_options" must be a whole number from 2 to {MAX_OPTIONS}')
+    return item
+
+
+def read_batch(path: Path) -> list[dict[str, Any]]:
+    """The items of a batch file: JSON lines with a "prompt" (and "id", "category", "expected",
+    "n_options"), in UTF-8; every bad line is refused with one line naming it."""
     items: list[dict[str, Any]] = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(_batch_lines(path), 1):
         if not line.strip():
             continue
         try:
             item = json.loads(line)
         except ValueError:
             raise ConfigError(f"{path}:{number}: not a JSON object") from None
-        if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
-            raise ConfigError(f'{path}:{number}: each line needs a "prompt" string')
-        options = item.get("n_options")
-        if options is not None and (type(options) is not int or not 2 <= options <= MAX_OPTIONS):
-            raise ConfigError(
-                f'{path}:{number}: "n_options" must be a whole number from 2 to {MAX_OPTIONS}'
-            )
-        item.setdefault("id", str(number))
+        item = _check_item(item, f"{path}:{number}")
+        item["id"] = str(item.get("id", number))
         items.append(item)
     return items
+
+
+async def kept(coro: Coroutine[Any, Any, FusionResult]) -> tuple[FusionResult, str | None]:
+    """The result of a fusion, and why its run was not recorded (None when it was): a store
+    that fails after the panel answered never costs the answer."""
+    try:
+        return await coro, None
+    except RunNotRecorded as exc:
+        return exc.result, str(exc)
 
 
 async def _batch(
@@ -139,9 +184,11 @@ async def _batch(
     concurrency: int,
     category: str | None,
     store: EvidenceStore | None,
-) -> int:
+) -> tuple[int, list[str]]:
+    """Fuse every item, printing one JSON line each; the failed count and the store errors."""
     gate = asyncio.Semaphore(concurrency)
     failures = 0
+    unrecorded: list[str] = []
     async with ModelClient(workflow.client_settings) as client:
         check_workflow(workflow, client)
 
@@ -149,22 +196,26 @@ async def _batch(
             nonlocal failures
             async with gate:
                 expected = item.get("expected")
-                result = await fuse(
-                    item["prompt"],
-                    workflow=workflow,
-                    client=client,
-                    category=item.get("category") or category,
-                    store=store,
-                    expected=None if expected is None else str(expected),
-                    n_options=item.get("n_options"),
+                result, not_recorded = await kept(
+                    fuse(
+                        item["prompt"],
+                        workflow=workflow,
+                        client=client,
+                        category=item.get("category") or category,
+                        store=store,
+                        expected=None if expected is None else str(expected),
+                        n_options=item.get("n_options"),
+                    )
                 )
             failures += not result.ok
             line = {"id": item["id"], "expected": item.get("expected")} | result_json(result)
-            sys.stdout.write(json.dumps(line) + "\n")
-            sys.stdout.flush()
+            if not_recorded is not None:
+                unrecorded.append(not_recorded)
+                line |= {"recorded": False, "store_error": not_recorded}
+            print_line(json.dumps(line))
 
         await asyncio.gather(*(one(item) for item in items))
-    return failures
+    return failures, unrecorded
 
 
 @guarded
@@ -204,37 +255,59 @@ def fuse_command(
 ) -> None:
     """Fuse a panel's answers: parallel panel, critics, blind judge, synthesis."""
     critics = [] if critic == "" else _split(critic)  # --critic '' removes the critics
-    wf = resolve_workflow(workflow, panel=_split(panel), judge=judge, critics=critics)
-    if batch is None and not prompt:
+    if judge is not None and not judge.strip():
+        fail("--judge '': give the judge as provider:model, or leave --judge out")
+    models = _models("--panel", panel)
+    wf = resolve_workflow(workflow, panel=models, judge=judge, critics=critics)
+    if batch is None and not (prompt or "").strip():
         fail("give a PROMPT, or --batch FILE.jsonl")
+    if category is not None and not category.strip():
+        fail("--category '': give a category name, or leave --category out")
     store = EvidenceStore(db, workflow_db=wf.db) if record else None
-    if batch is not None:
-        failed = run(_batch(read_batch(batch), wf, concurrency, category, store))
-        raise typer.Exit(1 if failed else 0)
-    assert prompt is not None
-    if json_out:
-        result = run(fuse(prompt, workflow=wf, category=category, store=store, n_options=n_options))
-        print_json(result_json(result))
-    else:
-        progress = _Progress(wf)
-        with Live(progress.table(), console=console, transient=True) as live:
-
-            def on_event(event: FusionEvent) -> None:
-                progress.update(event)
-                live.update(progress.table())
-
-            result = run(
-                fuse(
-                    prompt,
-                    workflow=wf,
-                    category=category,
-                    on_event=on_event,
-                    store=store,
-                    n_options=n_options,
+    try:
+        if batch is not None:
+            failed, unrecorded = run(_batch(read_batch(batch), wf, concurrency, category, store))
+            if unrecorded:
+                fail(
+                    f"{len(unrecorded)} run(s) were not recorded (each line says why); the first: "
+                    f"{unrecorded[0]}",
+                    code=EXIT_NOT_RECORDED,
                 )
+            raise typer.Exit(1 if failed else 0)
+        assert prompt is not None
+        if json_out:
+            result, not_recorded = run(
+                kept(fuse(prompt, workflow=wf, category=category, store=store, n_options=n_options))
             )
-        _show(result)
-        if any(c.model.startswith("local:smollm2") for c in result.candidates):
-            console.print(f"[dim]{DEMO_MODEL_NOTE}[/dim]")
-    if not result.ok:
-        raise typer.Exit(1)
+            data = result_json(result)
+            print_json(data | ({"recorded": False} if not_recorded is not None else {}))
+        else:
+            progress = _Progress(wf)
+            with Live(progress.table(), console=console, transient=True) as live:
+
+                def on_event(event: FusionEvent) -> None:
+                    progress.update(event)
+                    live.update(progress.table())
+
+                result, not_recorded = run(
+                    kept(
+                        fuse(
+                            prompt,
+                            workflow=wf,
+                            category=category,
+                            on_event=on_event,
+                            store=store,
+                            n_options=n_options,
+                        )
+                    )
+                )
+            _show(result)
+            if any(c.model.startswith("local:smollm2") for c in result.candidates):
+                console.print(f"[dim]{DEMO_MODEL_NOTE}[/dim]")
+        if not_recorded is not None:
+            fail(not_recorded, code=EXIT_NOT_RECORDED)
+        if not result.ok:
+            raise typer.Exit(1)
+    finally:
+        if store is not None:
+            store.close()

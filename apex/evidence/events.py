@@ -11,7 +11,9 @@ of their answer (the vote distribution under the weights the vote used) and, wit
 whether they were right. Every call's success or failure counts for the role it was made in, so
 a judge's schema failures never bench its model's panel seat and a critic's success never resets
 a failing panelist's streak. Critic findings and judge scores are about the panel answer they
-judge. With the truth, the judge's own record learns whether its final answer was right.
+judge. With the truth, the judge's own record learns whether its final answer was right. A call
+that needed retries (429, 5xx, connection errors it recovered from, or ended in) carries their
+number on its own event: weak failure evidence, kept apart from failures and from the weights.
 """
 
 from __future__ import annotations
@@ -67,6 +69,8 @@ class CallOutcome(BaseModel):
     """How it failed."""
     label: str | None = None
     """Panel calls: the label of the answer it produced."""
+    retries: int = Field(default=0, ge=0)
+    """Attempts retried before it ended (429, 5xx, connection): weak failure evidence."""
 
 
 class CycleRecord(BaseModel):
@@ -145,7 +149,7 @@ def cycle_events(
     votes = {v.label: v for v in record.votes}
     events: list[EvidenceEvent] = []
 
-    def vote_event(vote: PanelVote) -> EvidenceEvent | None:
+    def vote_event(vote: PanelVote, retries: int | None = None) -> EvidenceEvent | None:
         correct = vote_verdict(vote, record, truth)
         agreed = agreement.get(vote.label)
         if later and correct is None:
@@ -166,27 +170,32 @@ def cycle_events(
             support=support.get(vote.answer) if vote.answer is not None else None,
             n_options=k,
             peers=peers or None,
+            retries=retries,
         )
 
     if later:
         events += [e for v in record.votes if (e := vote_event(v)) is not None]
     else:
         for call in record.calls:
+            retries = call.retries or None  # weak failure evidence on the call's own event
             if not call.ok:
                 kind = call.failure_kind or "malformed_response"
                 events.append(
                     EvidenceEvent(
                         model=call.model, category=cat, role=call.role, kind="failure",
-                        failure_kind=kind,
+                        failure_kind=kind, retries=retries,
                     )
                 )  # fmt: skip
             elif call.role == "panel" and call.label in votes:
-                event = vote_event(votes[call.label])
+                event = vote_event(votes[call.label], retries)
                 events += [event] if event is not None else []
             else:
                 events.append(
-                    EvidenceEvent(model=call.model, category=cat, role=call.role, kind="answer")
-                )
+                    EvidenceEvent(
+                        model=call.model, category=cat, role=call.role, kind="answer",
+                        retries=retries,
+                    )
+                )  # fmt: skip
         for vote in record.votes:
             events += [
                 EvidenceEvent(

@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from apex.goals.types import CycleSummary, GoalSpec, GoalStateName
+from apex.graph.prompts import boundary_for, quote_block
+
+OUTAGE_KINDS = frozenset({"timeout", "rate_limited", "connection", "http_error"})
+"""Call failures that can pass: a cycle whose every panel call failed so is an outage."""
+
+
+def is_outage(ok: bool, panel_failures: Sequence[str | None]) -> bool:
+    """Whether a failed cycle failed because its providers were out, not because of answers.
+
+    ``panel_failures`` holds each panel call's failure kind (None for a call that answered).
+    """
+    return (
+        not ok
+        and bool(panel_failures)
+        and all(kind is not None and kind in OUTAGE_KINDS for kind in panel_failures)
+    )
 
 
 def _norm(text: str) -> str:
@@ -26,9 +43,10 @@ def limit_reached(
     """
     limits = spec.limits
     now = now or datetime.now(UTC)
+    counted = [c for c in cycles if not c.outage]
     if limits.deadline is not None and now >= limits.deadline:
         return f"deadline {limits.deadline.isoformat()} passed"
-    if limits.max_cycles is not None and len(cycles) >= limits.max_cycles:
+    if limits.max_cycles is not None and len(counted) >= limits.max_cycles:
         return f"max_cycles {limits.max_cycles} reached"
     cost, tokens = spent(cycles)
     n = max(len(cycles), 1)
@@ -43,12 +61,21 @@ def limit_reached(
 
 
 def after_cycle(spec: GoalSpec, cycles: list[CycleSummary]) -> tuple[GoalStateName, str]:
-    """The goal's state after its latest cycle: complete, blocked, or still active."""
+    """The goal's state after its latest cycle: complete, blocked, interrupted or still active.
+
+    A cycle lost to a provider outage leaves the goal ``interrupted`` (resumable) and never
+    counts toward ``blocked``.
+    """
     last = cycles[-1]
     if last.met:
         who = "the verifier" if last.verified is not None else "the judge"
         return "complete", f"{who} says the goal is met (cycle {last.cycle})"
-    recent = cycles[-spec.blocked_after :]
+    if last.outage:
+        return "interrupted", (
+            f"provider outage: every panel call of cycle {last.cycle} failed ({last.blocker}); "
+            "resume the goal once the providers answer"
+        )
+    recent = [c for c in cycles if not c.outage][-spec.blocked_after :]
     blockers = {_norm(c.blocker) for c in recent}
     if len(recent) == spec.blocked_after and len(blockers) == 1 and "" not in blockers:
         return "blocked", f"the same blocker {spec.blocked_after} cycles in a row: {last.blocker}"
@@ -76,20 +103,34 @@ def wrap_up(cycles: list[CycleSummary], reason: str) -> str:
 
 
 def continuation(spec: GoalSpec, cycles: list[CycleSummary]) -> str:
-    """What the panel sees besides the objective: the best answer so far and the feedback."""
-    if not cycles:
-        return ""
-    best, last = best_cycle(cycles), cycles[-1]
-    parts = [
+    """What the panel sees besides the objective: the best answer so far and the feedback.
+
+    A goal's carried ``context`` (a schedule's previous firing) comes first, in every cycle.
+    Every text that came from a model (answers, feedback, what is missing, the carried context)
+    is quoted as data (:func:`~apex.graph.prompts.quote_block`); the success criteria are the
+    user's own and stay as written.
+    """
+    best = best_cycle(cycles) if cycles else None
+    last = cycles[-1] if cycles else None
+    missing = "\n".join(f"- {m}" for m in last.missing) if last else ""
+    boundary = boundary_for(
+        spec.context, best.answer if best else "", last.feedback if last else "", missing
+    )
+    parts = [quote_block("previous_run", spec.context, boundary=boundary)] if spec.context else []
+    if last is None:
+        return "\n\n".join(parts)
+    parts.append(
         "This is a continuing effort toward an objective. Completion is unproven: improve on the "
         "best answer so far and fix what the feedback says is wrong or missing."
-    ]
+    )
     if spec.criteria:
         parts.append(f"Success criteria:\n{spec.criteria}")
     if best is not None:
-        parts.append(f"Best answer so far (cycle {best.cycle}):\n{best.answer}")
+        quoted = quote_block("best_answer", best.answer, boundary=boundary)
+        parts.append(f"Best answer so far (cycle {best.cycle}):\n{quoted}")
     if last.feedback:
-        parts.append(f"Feedback on the last attempt:\n{last.feedback}")
-    if last.missing:
-        parts.append("Still missing:\n" + "\n".join(f"- {m}" for m in last.missing))
+        quoted = quote_block("feedback", last.feedback, boundary=boundary)
+        parts.append(f"Feedback on the last attempt:\n{quoted}")
+    if missing:
+        parts.append(f"Still missing:\n{quote_block('missing', missing, boundary=boundary)}")
     return "\n\n".join(parts)

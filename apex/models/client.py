@@ -28,11 +28,14 @@ from apex.models.structured import (
     schema_instruction,
 )
 from apex.models.types import CallFailure, ChatRequest, ChatResult, FailureKind, Message, Usage
-from apex.redact import redact
+from apex.redact import redact, redact_known
 
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_MAX_BACKOFF_S = 20.0
 DEFAULT_MAX_RETRY_AFTER_S = 60.0
+HTTP_CLIENT_CONNECTIONS = 32
+"""Most connections one httpx client holds: its pool does work quadratic in the requests it
+holds, so a provider allowing more calls in flight spreads them over several clients."""
 _RETRYABLE: frozenset[FailureKind] = frozenset({"rate_limited", "connection"})
 
 log = get_logger("apex.models")
@@ -132,7 +135,8 @@ class ModelClient:
         self._timeout_s = self.settings.timeout_s
         self._max_tokens = self.settings.max_tokens
         self._providers: dict[str, Provider] = {}
-        self._http: dict[str, httpx.AsyncClient] = {}
+        self._http: dict[str, list[httpx.AsyncClient]] = {}
+        self._turn = 0
 
     async def __aenter__(self) -> ModelClient:
         return self
@@ -142,8 +146,8 @@ class ModelClient:
 
     async def aclose(self) -> None:
         """Close every HTTP client."""
-        clients, self._http = list(self._http.values()), {}
-        await asyncio.gather(*(c.aclose() for c in clients))
+        pools, self._http = list(self._http.values()), {}
+        await asyncio.gather(*(c.aclose() for pool in pools for c in pool))
 
     def provider(self, name: str) -> Provider:
         """The resolved provider ``name`` (raises a ConfigError for unknown or keyless ones)."""
@@ -157,15 +161,23 @@ class ModelClient:
         return BoundModel(self, spec)
 
     def _http_for(self, provider: Provider) -> httpx.AsyncClient:
-        client = self._http.get(provider.name)
-        if client is None:
-            client = httpx.AsyncClient(
-                transport=provider.transport,
-                timeout=httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s)),
-                limits=httpx.Limits(max_connections=max(provider.concurrency, 1) * 2),
-            )
-            self._http[provider.name] = client
-        return client
+        pool = self._http.get(provider.name)
+        if pool is None:
+            connections = max(provider.concurrency, 1) * 2
+            in_process = provider.transport is not None  # one transport: one client
+            count = 1 if in_process else -(-connections // HTTP_CLIENT_CONNECTIONS)
+            each = -(-connections // count)
+            pool = [
+                httpx.AsyncClient(
+                    transport=provider.transport,
+                    timeout=httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s)),
+                    limits=httpx.Limits(max_connections=each, max_keepalive_connections=each),
+                )
+                for _ in range(count)
+            ]
+            self._http[provider.name] = pool
+        self._turn += 1
+        return pool[self._turn % len(pool)]
 
     def _price(self, spec: str, provider: Provider) -> Price | None:
         declared = self.settings.prices.get(spec)
@@ -294,7 +306,9 @@ class ModelClient:
         }
         if message.get("refusal") or spent["finish_reason"] == "content_filter":
             return fail("refusal", str(message.get("refusal") or "content filter"), **spent)
-        text = (content or "").strip()
+        # The single entry point of model text: a key a provider echoes is masked here, before
+        # anything parses, stores or prints it.
+        text = redact_known((content or "").strip())
         if not text:
             return fail("empty", "the answer has no content", **spent)
         parsed: Any = None
@@ -328,14 +342,21 @@ def _priced(usage: Usage, price: Price) -> float | None:
     ) / 1_000_000
 
 
+ERROR_TEXT_CHARS = 200
+"""How much of a provider's error body a failure message keeps (after redaction)."""
+
+
 def _error_text(response: httpx.Response) -> str:
+    """The provider's error message, redacted first and cut second (a key across the cut would
+    otherwise survive in part)."""
+    text = response.text
     try:
         data = response.json()
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
-            return str(data["error"].get("message", ""))[:200]
+            text = str(data["error"].get("message", ""))
     except ValueError:
         pass
-    return response.text[:200]
+    return redact(text)[:ERROR_TEXT_CHARS]
 
 
 def _status_hint(status: int, provider: Provider) -> str:

@@ -128,6 +128,10 @@ class EvidenceEvent(BaseModel):
     """Judge score in [0, 1] (``judge`` events)."""
     failure_kind: FailureKind | None = None
     """How the call failed (``failure`` events)."""
+    retries: int | None = Field(default=None, ge=1)
+    """Attempts of the call that were retried (429, 5xx, connection) before it ended, on its
+    ``answer`` or ``failure`` event: weak failure evidence, counted apart from failures (it moves
+    no weight and neither advances nor resets the streak of failed calls)."""
     finding_type: FindingType | None = None
     """What the critic found (``finding`` events)."""
     severity: Severity | None = None
@@ -174,6 +178,11 @@ class ModelAggregate(BaseModel):
     """Failures since the last successful call; reset to 0 by an ``answer`` event."""
     last_failure_kind: str | None = None
     """Kind of the most recent failure, if any."""
+    retries: float = 0.0
+    """Decayed count of retried attempts (429, 5xx, connection errors a call recovered from or
+    ended in): weak failure evidence, shown beside the failures, read by no weight."""
+    retries_total: int = 0
+    """Lifetime number of retried attempts (not decayed)."""
     gt_n: float = 0.0
     """Decayed count of ground-truth verdicts."""
     gt_correct: float = 0.0
@@ -232,6 +241,7 @@ _DECAYED = (
     "answers",
     "calls",
     "failures",
+    "retries",
     "gt_n",
     "gt_correct",
     "gt_supported",
@@ -271,7 +281,10 @@ def apply_event(
         other["failures_total"] = agg.failures_total + 1
         other["consecutive_failures"] = agg.consecutive_failures + 1
         other["last_failure_kind"] = event.failure_kind
-    elif event.kind == "finding" and event.severity is not None:
+    if event.retries and event.kind in ("answer", "failure"):
+        f["retries"] += event.retries
+        other["retries_total"] = agg.retries_total + event.retries
+    if event.kind == "finding" and event.severity is not None:
         f["findings"] += 1.0
         f["finding_severity"] += SEVERITY_WEIGHT[event.severity]
     elif event.kind == "judge" and event.score is not None:

@@ -42,9 +42,15 @@ _USERINFO = re.compile(r"(://[^:/@]*:)[^@]*@")
 
 
 def apex_home() -> Path:
-    """APEX's state directory (created if missing)."""
+    """APEX's state directory (created if missing); a StoreError when it cannot be."""
     home = Path(os.environ.get(APEX_HOME_ENV) or DEFAULT_HOME).expanduser()
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise StoreError(
+            f"APEX_HOME {home}: cannot create it ({error.strerror or error}); set APEX_HOME to "
+            "a writable directory, or give the database with --db or APEX_DB"
+        ) from None
     return home
 
 
@@ -101,7 +107,7 @@ def enable_wal(cursor: Any) -> None:
             delay = min(delay * 2, 0.2)
 
 
-def _sqlite_events(engine: Engine) -> None:
+def _sqlite_events(engine: Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's "begin" event issue BEGIN itself (pysqlite's own is deferred-only).
@@ -109,8 +115,9 @@ def _sqlite_events(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(DEFAULT_BUSY_TIMEOUT_S * 1000)}")
-            enable_wal(cursor)
-            cursor.execute("PRAGMA synchronous = NORMAL")
+            if not read_only:  # a read-only connection can neither change nor need the mode
+                enable_wal(cursor)
+                cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
@@ -121,11 +128,51 @@ def _sqlite_events(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
 
-def create_store_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite files get WAL, a busy timeout and their directory created."""
+def sqlite_file(url: str) -> Path | None:
+    """The file of an SQLite URL (None for other databases, memory and ``file:`` URIs)."""
+    parsed = _parse(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    return None if database.startswith("file:") else Path(database).expanduser()
+
+
+def _read_only_connect(path: Path) -> Any:
+    """Open ``path`` for reading only: ``mode=ro``, else (a WAL file on a read-only file system,
+    whose shared-memory file cannot be created) ``immutable=1``."""
+
+    def connect() -> sqlite3.Connection:
+        uri = path.resolve().as_uri()
+        conn = sqlite3.connect(
+            f"{uri}?mode=ro", timeout=DEFAULT_BUSY_TIMEOUT_S, uri=True, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA schema_version").fetchone()  # WAL needs its -shm file now
+        except sqlite3.OperationalError as error:
+            conn.close()
+            if "unable to open" not in str(error) or not path.is_file():
+                raise
+            return sqlite3.connect(
+                f"{uri}?immutable=1", timeout=DEFAULT_BUSY_TIMEOUT_S, uri=True,
+                check_same_thread=False,
+            )  # fmt: skip
+        return conn
+
+    return connect
+
+
+def create_store_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine for ``url``; SQLite files get WAL, a busy timeout and their directory created.
+
+    ``read_only`` opens an existing SQLite file for reading only (for commands that only read:
+    they then work on a read-only file system too); it changes nothing for other databases.
+    """
     parsed = _parse(url)
     kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "sqlite":
+    path = sqlite_file(url) if read_only else None
+    if path is not None:
+        kwargs["creator"] = _read_only_connect(path)
+    elif parsed.get_backend_name() == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             try:
@@ -147,7 +194,7 @@ def create_store_engine(url: str) -> Engine:
             "(pip install 'apex-fusion[postgres]')"
         ) from error
     if parsed.get_backend_name() == "sqlite":
-        _sqlite_events(engine)
+        _sqlite_events(engine, read_only=path is not None)
     return engine
 
 
@@ -172,6 +219,14 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+DAMAGED_FIX = (
+    "restore it from a backup (or move it aside: the next run starts a new one), then run "
+    "`apex db recover` for the runs spooled meanwhile"
+)
+"""What to do about a damaged SQLite file."""
+DAMAGED_HINT = f"the database file is damaged; run `apex db check`, then {DAMAGED_FIX}"
+"""What a store error says when the file turns out damaged."""
+
 _HINTS: tuple[tuple[str, str], ...] = (
     ("no such table", "the schema is missing or old; run `apex db upgrade`"),
     ("undefinedtable", "the schema is missing or old; run `apex db upgrade`"),
@@ -186,6 +241,8 @@ _HINTS: tuple[tuple[str, str], ...] = (
         "and is writable, or choose another location for the database",
     ),
     ("file is not a database", "not an SQLite database; give the URL of an APEX store"),
+    ("malformed", DAMAGED_HINT),
+    ("database corrupt", DAMAGED_HINT),
     (
         "database is locked",
         "locked by another process for longer than the busy timeout; retry, "

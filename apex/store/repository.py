@@ -30,15 +30,20 @@ from apex.store.engine import (
     mask_url,
     read_transaction,
     resolve_db_url,
+    sqlite_file,
     store_error,
     write_transaction,
 )
 from apex.store.leaderboard import LeaderboardRow, leaderboard_rows
+from apex.store.migrate import head_revision
 from apex.store.prune import PruneReport, prune
 from apex.store.rows import RunRows, row_values
 from apex.store.runs import StoredRun, load_run
 from apex.store.tables import AGGREGATES, CALLS, CANDIDATES, CRITIQUES, RUNS
 from apex.types import Role
+
+_DAMAGED = ("malformed", "not a database", "corrupt")
+"""Words of an SQLite error that mean the file itself is damaged."""
 
 
 class EvidenceStore:
@@ -55,14 +60,25 @@ class EvidenceStore:
         workflow_db: str | None = None,
         params: FoldParams | None = None,
         migrate: bool = True,
+        read_only: bool = False,
     ) -> None:
         self.url = resolve_db_url(url, workflow_db)
         """The database URL (may hold a password: show :attr:`masked_url` instead)."""
         self.params = params
         """How events are folded (None: ``DEFAULT_FOLD``)."""
-        self.engine = create_store_engine(self.url)
+        path = sqlite_file(self.url)
+        self.read_only = read_only and path is not None and path.is_file()
+        """Whether an existing SQLite file was opened for reading only (``read_only``: for
+        commands that only read, so they work on a read-only file system; a missing file is
+        created as usual)."""
+        self.engine = create_store_engine(self.url, read_only=self.read_only)
         """The SQLAlchemy engine."""
-        if migrate:
+        if self.read_only and migrate and self.revision() != head_revision():
+            # an older schema must be migrated first: open it for writing, as usual
+            self.engine.dispose()
+            self.read_only = False
+            self.engine = create_store_engine(self.url)
+        if migrate and not self.read_only:
             self.upgrade()
 
     @property
@@ -92,13 +108,29 @@ class EvidenceStore:
         """The schema's current revision (None before the first migration)."""
         return migrate.current_revision(self.engine)
 
+    def check(self) -> list[str]:
+        """What an integrity check finds wrong (SQLite ``PRAGMA quick_check``; PostgreSQL: that
+        it answers); empty when nothing is. Raises StoreError when it cannot even run."""
+        try:
+            with read_transaction(self.engine) as conn:
+                if conn.dialect.name != "sqlite":
+                    conn.execute(sa.text("SELECT 1"))
+                    return []
+                found = [str(row[0]) for row in conn.exec_driver_sql("PRAGMA quick_check")]
+        except exc.SQLAlchemyError as error:
+            detail = str(getattr(error, "orig", None) or error).strip()
+            if any(word in detail.lower() for word in _DAMAGED):
+                return [detail.splitlines()[0]]  # too damaged for the check itself to finish
+            raise store_error(error, self.url, "checking the database") from error
+        return [] if found == ["ok"] else found
+
     def upgrade(self) -> str | None:
         """Migrate the schema to head (a no-op when there); the revision afterwards."""
         migrate.ensure_schema(self.engine)
         return migrate.head_revision()
 
-    def record_run(self, rows: RunRows, events: Sequence[EvidenceEvent]) -> None:
-        """Record a whole run and apply its evidence, in one transaction.
+    def record_run(self, rows: RunRows, events: Sequence[EvidenceEvent]) -> bool:
+        """Record a whole run and apply its evidence, in one transaction; whether it was new.
 
         Idempotent on ``run_id``: a run already stored was stored with its events in the same
         transaction, so a replay writes nothing at all (whatever the order of its events).
@@ -109,7 +141,7 @@ class EvidenceStore:
             with write_transaction(self.engine) as conn:
                 statement = insert_ignore(conn, RUNS, ["run_id"]).returning(RUNS.c.run_id)
                 if conn.execute(statement, [row_values(rows.run)]).first() is None:
-                    return
+                    return False
                 for table, values in (
                     (CALLS, rows.calls),
                     (CANDIDATES, rows.candidates),
@@ -120,6 +152,7 @@ class EvidenceStore:
                 apply_events(conn, events, self.params, run_id=run_id)
         except exc.SQLAlchemyError as error:
             raise store_error(error, self.url, f"recording run {run_id}") from error
+        return True
 
     def apply(self, events: Iterable[EvidenceEvent], *, run_id: str | None = None) -> None:
         """Store events and fold them into their aggregates, in order, in one transaction.

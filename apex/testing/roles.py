@@ -6,6 +6,8 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from apex.graph.prompts import boundary_of, read_blocks
+
 
 def _properties(body: dict[str, Any]) -> dict[str, Any]:
     schema = body.get("response_format", {}).get("json_schema", {}).get("schema", {})
@@ -16,6 +18,18 @@ def _labels(body: dict[str, Any]) -> list[str]:
     """The candidate labels, read from the judge schema the client sent."""
     items = _properties(body).get("scores", {}).get("items", {})
     return list(items.get("properties", {}).get("label", {}).get("enum", []))
+
+
+def candidate_labels(body: dict[str, Any]) -> list[str]:
+    """The labels of the candidate blocks of a critic's or judge's request, in order: read with
+    the boundary its system message declares, so a candidate's forged blocks are not counted."""
+    messages = [m for m in body.get("messages", []) if isinstance(m, dict)]
+    system = "\n".join(str(m.get("content", "")) for m in messages if m.get("role") == "system")
+    boundary = boundary_of(system)
+    if boundary is None or not messages:
+        return []
+    user = str(messages[-1].get("content", ""))
+    return [label for label, _ in read_blocks(user, "candidate", boundary) if label]
 
 
 def judge(
@@ -62,11 +76,10 @@ def judge(
 def critic(
     problem: str = "factual", severity: str = "medium", detail: str = "scripted finding"
 ) -> Callable[[dict[str, Any]], str]:
-    """A critic behaviour: one problem for every candidate label found in the prompt."""
+    """A critic behaviour: one problem for every candidate block in the request."""
 
     def respond(body: dict[str, Any]) -> str:
-        text = str(body.get("messages", [{}])[-1].get("content", ""))
-        labels = [ch for ch in "ABCDEFGH" if f"[{ch}]\n" in text]
+        labels = candidate_labels(body)
         problems = [{"type": problem, "severity": severity, "detail": detail}]
         return json.dumps({"reviews": [{"label": lb, "problems": problems} for lb in labels]})
 

@@ -1,10 +1,10 @@
 """Extracting a comparable answer from free text, matching it, and counting a prompt's options.
 
-choice: a letter A-J ("answer is (X)", then "Answer: X", then the last standalone letter);
-number: the last number; exact: the text normalized (case, spacing, final punctuation);
-regex: the first group (or the whole match) of the workflow's pattern. Every place that compares
-answers (vote synthesis, ground truth, feedback) goes through :func:`extract` and
-:func:`same_answer`, and every place that normalizes text through :func:`normalize_text`.
+choice: the letter A-J the text commits to (see :func:`extract_choice`); number: the last number;
+exact: the text normalized (case, spacing, final punctuation); regex: the first group (or the
+whole match) of the workflow's pattern. Every place that compares answers (vote synthesis, ground
+truth, feedback) goes through :func:`extract` and :func:`same_answer`, and every place that
+normalizes text through :func:`normalize_text`.
 """
 
 from __future__ import annotations
@@ -13,20 +13,90 @@ import re
 
 from apex.workflow import ExtractConfig
 
-_ANSWER_IS = re.compile(r"answer is:?\s*\(?([A-J])\)?(?![A-Za-z])", re.IGNORECASE)
-_ANSWER_COLON = re.compile(r"answer\s*[:=]\s*\(?([A-J])\)?(?![A-Za-z])", re.IGNORECASE)
-_LONE_LETTER = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?(?![A-Za-z'])")
+_MARKER = re.compile(
+    r"\b(?:answer|option|choice)\s+(?:is|would\s+be|should\s+be|must\s+be|will\s+be)\b[ \t]*:?"
+    r"|\banswer\s*[:=]",
+    re.IGNORECASE,
+)
+_NEGATED = re.compile(r"\s*(?:not|never|neither|unclear|unknown)\b", re.IGNORECASE)
+_FILLER = re.compile(r"[ \t]*(\n?)\s*(?:(?:option|choice|letter)\s+)?", re.IGNORECASE)
+_TOKEN = re.compile(r"\(([A-Ja-j])\)|\[([A-J])\]|(?<![A-Za-z0-9])([A-J])(?![A-Za-z0-9'\u2019])\)?")
+_PRONOUN = re.compile(r"\s+(?!(?:because|since|as|and|or)\b)[a-z]")
+_SEPARATOR = re.compile(
+    r"\s*(?:,|/|;|&|\.{2,}|\u2026|\bor\b|\band\b)?\s*(?:(?:option|choice)\s+)?", re.IGNORECASE
+)
+_LONE = re.compile(r"^[\s>#\-\u2013\u2014:.]*(?:\(([A-J])\)|\[([A-J])\]|([A-J]))[\s.!)\]]*$")
+_LATEX = re.compile(r"\\(?:boxed|text|textbf|mathbf|mathrm)\s*\{([^{}]*)\}")
+_MARKUP = re.compile(r"[*`$]|\\[()\[\]]")
 _NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:[eE][-+]?\d+)?")
 
 
+def _plain(text: str) -> str:
+    """The text without the markup models wrap answers in (``**B**``, ``$\\boxed{B}$``)."""
+    return _MARKUP.sub("", _LATEX.sub(r"\1", text))
+
+
+def _token(text: str, pos: int) -> tuple[str, int] | None:
+    """The option letter written at ``pos`` (``B``, ``(B)``, ``[B]``, ``B)``) and where it ends."""
+    found = _TOKEN.match(text, pos)
+    if found is None:
+        return None
+    letter = (found.group(1) or found.group(2) or found.group(3)).upper()
+    if found.group(3) == "I" and _PRONOUN.match(text, found.end()):  # "Answer: I think..."
+        return None
+    return letter, found.end()
+
+
+def _committed(text: str, pos: int) -> list[str]:
+    """The letters a commitment ("answer is", "Answer:") ending at ``pos`` names: one, several
+    ("(A) or (B)", "(A)... (B)... (C)"), or none ("is not (A)", "is unclear")."""
+    if _NEGATED.match(text, pos):
+        return []
+    filler = _FILLER.match(text, pos)
+    start = filler.end() if filler else pos
+    if filler and filler.group(1):  # "Answer:" then a new line: only a letter alone on it counts
+        letter = _lone(text[text.rfind("\n", 0, start) + 1 :].split("\n", 1)[0])
+        return [letter] if letter is not None else []
+    letters: list[str] = []
+    while (found := _token(text, start)) is not None:
+        letters.append(found[0])
+        separator = _SEPARATOR.match(text, found[1])
+        start = separator.end() if separator else found[1]
+    return letters
+
+
+def _lone(line: str) -> str | None:
+    found = _LONE.match(line)
+    return (found.group(1) or found.group(2) or found.group(3)) if found else None
+
+
+def _final_letters(text: str) -> list[str]:
+    """Letters alone on the text's last lines (``B``, ``(B)``, ``**B.**``), last first."""
+    letters: list[str] = []
+    for line in reversed([ln for ln in text.splitlines() if ln.strip()]):
+        letter = _lone(line)
+        if letter is None:
+            break
+        letters.append(letter)
+    return letters
+
+
 def extract_choice(text: str) -> str | None:
-    """The chosen letter A-J, or None."""
-    for pattern in (_ANSWER_IS, _ANSWER_COLON):
-        found = pattern.findall(text)
-        if found:
-            return str(found[-1]).upper()
-    letters = _LONE_LETTER.findall(text)
-    return str(letters[-1]) if letters else None
+    """The letter A-J that ``text`` commits to, or None when it commits to none or to several.
+
+    A commitment is an explicit "answer is (X)" (also "answer would be X", "correct option is
+    X", ``\\boxed{X}``), an "Answer: X", or a letter alone on the final line. Every commitment
+    must name the same letter: "The answer is (A)... (B)... (C)", "(A) or (B)", a list of the
+    options, "A B C D", a refusal ("I cannot determine the answer.") and an answer that only
+    mentions letters ("A definitive answer...", "Option (B) is wrong") all abstain.
+    """
+    plain = _plain(text)
+    letters: list[str] = []
+    for marker in _MARKER.finditer(plain):
+        letters += _committed(plain, marker.end())
+    letters += _final_letters(plain)
+    distinct = set(letters)
+    return distinct.pop() if len(distinct) == 1 else None
 
 
 def extract_number(text: str) -> str | None:

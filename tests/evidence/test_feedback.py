@@ -10,13 +10,14 @@ from typer.testing import CliRunner
 
 from apex.cli.main import app
 from apex.fusion import fuse
+from apex.graph.prompts import boundary_of, read_blocks
 from apex.store import EvidenceStore
 from apex.store.tables import EVIDENCE
 from apex.testing import TestServer, roles, workflow_toml
 from apex.workflow import parse_workflow
 
 runner = CliRunner()
-CHOICE = {"m1": "The answer is (B).", "m2": "I think (B)", "m3": "The answer is (C)."}
+CHOICE = {"m1": "The answer is (B).", "m2": "I think the answer is (B)", "m3": "The answer is (C)."}
 TEXT = {"m1": "Paris is the capital.", "m2": "Paris is the capital.", "m3": "Lyon."}
 
 
@@ -48,10 +49,12 @@ async def recorded_run(server: TestServer, tmp_path: Path, mode: str) -> tuple[s
 
 def paris_label(body: dict[str, object]) -> str:
     """The label of the first candidate saying Paris, read from the judge's prompt."""
-    prompt = str(body["messages"][-1]["content"])  # type: ignore[index]
-    for label in "ABC":
-        block = prompt.split(f"[{label}]\n", 1)
-        if len(block) == 2 and block[1].startswith("Paris"):
+    messages = body["messages"]
+    system, prompt = str(messages[0]["content"]), str(messages[-1]["content"])  # type: ignore[index]
+    boundary = boundary_of(system)
+    assert boundary is not None
+    for label, text in read_blocks(prompt, "candidate", boundary):
+        if label is not None and text.startswith("Paris"):
             return label
     raise AssertionError("no Paris candidate in the judge prompt")
 

@@ -41,7 +41,7 @@ def test_parse_duration_refuses(text: str) -> None:
 def test_upgrade_default_db() -> None:
     result = runner.invoke(app, ["db", "upgrade"])
     assert result.exit_code == 0, result.output
-    assert "migrated empty -> 0004 (head)" in result.stdout and "apex.db" in result.stdout
+    assert "migrated empty -> 0005 (head)" in result.stdout and "apex.db" in result.stdout
     again = runner.invoke(app, ["db", "upgrade", "--json"])
     assert json.loads(again.stdout)["from"] == head_revision()
 
@@ -72,7 +72,7 @@ def test_prune(tmp_path: Path) -> None:
     kept = runner.invoke(app, ["db", "prune", "--older-than", "90d", "--db", url, "--json"])
     assert kept.exit_code == 0, kept.output
     assert json.loads(kept.stdout)["runs"] == 0
-    human = runner.invoke(app, ["db", "prune", "--older-than", "0s", "--db", url])
+    human = runner.invoke(app, ["db", "prune", "--older-than", "0s", "--yes", "--db", url])
     assert human.exit_code == 0, human.output
     assert "1 runs, 5 calls" in human.stdout and "aggregates kept" in human.stdout
 
