@@ -15,6 +15,7 @@ from apex.goals import Goal, GoalStatus, Limits, VerifierSpec, resume
 from apex.graph.types import FusionResult
 from apex.logging import configure_logging
 from apex.models import ChatRequest, ChatResult, ModelClient
+from apex.workers import Schedule
 from apex.workflow import Workflow, load_workflow
 
 try:
@@ -35,6 +36,7 @@ __all__ = [
     "GoalStatus",
     "Limits",
     "ModelClient",
+    "Schedule",
     "VerifierSpec",
     "Workflow",
     "__version__",

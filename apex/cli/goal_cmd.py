@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -10,25 +11,35 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from apex.cli.common import console, fail, guarded, print_json, run
 from apex.cli.db_cmd import parse_duration
+from apex.goals.lease import Holder
 from apex.goals.loop import GoalEvent
-from apex.goals.runner import Goal, resume
+from apex.goals.queue import enqueue
+from apex.goals.runner import Goal, drive, resume
 from apex.goals.store import GoalStore
-from apex.goals.types import GoalStatus, Limits
+from apex.goals.types import TERMINAL_STATES, GoalStatus, Limits
 from apex.goals.verify import VerifierSpec
 from apex.graph.types import Candidate
 from apex.store import EvidenceStore, apex_home
-from apex.workflow import DEFAULT_WORKFLOW, workflow_text
+from apex.workers.registry import live_workers
+from apex.workflow import DEFAULT_WORKFLOW, load_workflow, workflow_text
 
 app = typer.Typer(help="Goal loops: fusion cycles until a goal is met or a limit is reached.")
-DbOption = Annotated[str | None, typer.Option(help="Store URL (else APEX_DB, else default).")]
+DbOption = Annotated[
+    str | None, typer.Option(help="Store URL (else APEX_DB, else the workflow's db, else default).")
+]
+StoreWorkflow = Annotated[
+    str | None,
+    typer.Option("--workflow", "-w", help="Use this workflow's db key to find the store."),
+]
 
 
 def parse_deadline(value: str) -> datetime:
-    """``--deadline``: a duration from now (``30m``, ``2h``) or an ISO time (UTC if naive)."""
+    """``--deadline``: a duration from now (``30m``, ``2h``) or an ISO time with a time zone."""
     try:
         return datetime.now(UTC) + parse_duration(value)
     except ValueError:
@@ -37,7 +48,37 @@ def parse_deadline(value: str) -> datetime:
         moment = datetime.fromisoformat(value)
     except ValueError:
         fail(f"--deadline: '{value}' is neither a duration (30m, 2h, 1d) nor an ISO time")
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    if moment.tzinfo is None:
+        fail(
+            f"--deadline: '{value}' has no time zone; add one (e.g. {value}+01:00 or {value}Z) "
+            "or give a duration such as 2h"
+        )
+    return moment
+
+
+def parse_limits(
+    max_cycles: int, budget_usd: float | None, max_tokens: int | None, deadline: str | None
+) -> Limits:
+    """The goal's limits from CLI options, each bad one refused in one line."""
+    if max_cycles < 1:
+        fail(f"--max-cycles {max_cycles}: give at least 1")
+    if budget_usd is not None and not (math.isfinite(budget_usd) and budget_usd > 0):
+        fail(f"--budget-usd {budget_usd:g}: give a positive amount in USD, e.g. --budget-usd 0.50")
+    if max_tokens is not None and max_tokens < 1:
+        fail(
+            f"--max-tokens {max_tokens}: give a positive number of tokens, e.g. --max-tokens 20000"
+        )
+    moment = parse_deadline(deadline) if deadline else None
+    if moment is not None and moment <= datetime.now(UTC):
+        fail(f"--deadline {deadline}: that moment has already passed; give a duration above 0 "
+             "such as 30m, or a time to come")  # fmt: skip
+    try:
+        return Limits(
+            max_cycles=max_cycles, budget_usd=budget_usd, max_tokens=max_tokens, deadline=moment
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
 
 
 def parse_verifier(command: str | None, match: str | None) -> VerifierSpec | None:
@@ -80,12 +121,17 @@ class _Progress:
             console.print(f"goal {event.goal_id}: {event.data}")
 
 
-def _store(db: str | None) -> EvidenceStore:
-    return EvidenceStore(db)
+def _store(db: str | None, workflow: str | None = None) -> EvidenceStore:
+    """--db, else APEX_DB, else the workflow's ``db`` key (the default workflow's too)."""
+    return EvidenceStore(db, workflow_db=load_workflow(workflow).db)
 
 
 def _show_status(status: GoalStatus) -> None:
-    console.print(f"goal {status.spec.id}: [bold]{status.state}[/bold] {status.reason}")
+    console.print(
+        f"goal {status.spec.id}: [bold]{status.state}[/bold] {status.reason}", highlight=False
+    )
+    if status.holder:
+        console.print(f"run by {status.holder}", markup=False, highlight=False)
     console.print(
         f"cycles {len(status.cycles)} · cost ${status.cost_usd:.4f} · tokens {status.tokens}"
     )
@@ -98,23 +144,25 @@ def start(
     criteria: Annotated[str, typer.Option(help="How to tell it is achieved.")] = "",
     verify: Annotated[str | None, typer.Option(help="Shell command; exit 0 means met.")] = None,
     match: Annotated[str | None, typer.Option(help="Regex the answer must contain.")] = None,
-    max_cycles: Annotated[int, typer.Option(min=1, help="At most this many cycles.")] = 10,
+    max_cycles: Annotated[int, typer.Option(help="At most this many cycles.")] = 10,
     budget_usd: Annotated[float | None, typer.Option(help="Spend at most this (USD).")] = None,
     max_tokens: Annotated[int | None, typer.Option(help="Use at most this many tokens.")] = None,
     deadline: Annotated[str | None, typer.Option(help="30m, 2h, or an ISO time.")] = None,
     workflow: Annotated[str, typer.Option("--workflow", "-w")] = DEFAULT_WORKFLOW,
     category: Annotated[str | None, typer.Option(help="Task category for evidence.")] = None,
-    detach: Annotated[bool, typer.Option(help="Run in the background; print the id.")] = False,
+    detach: Annotated[
+        bool,
+        typer.Option(help="Run in the background (on the queue when a worker serves the store)."),
+    ] = False,
+    queue: Annotated[
+        bool, typer.Option("--queue", help="Put it on the queue for `apex worker`; print the id.")
+    ] = False,
     db: DbOption = None,
 ) -> None:
-    """Start a goal: prints its id, then live progress (unless --detach)."""
-    limits = Limits(
-        max_cycles=max_cycles,
-        budget_usd=budget_usd,
-        max_tokens=max_tokens,
-        deadline=parse_deadline(deadline) if deadline else None,
-    )
+    """Start a goal: prints its id, then live progress (unless --detach or --queue)."""
+    limits = parse_limits(max_cycles, budget_usd, max_tokens, deadline)
     text, source = workflow_text(workflow)
+    store = _store(db, source)
     del text  # validated here, before the goal exists
     goal = Goal(
         objective,
@@ -123,17 +171,23 @@ def start(
         workflow=source,
         limits=limits,
         verifier=parse_verifier(verify, match),
-        store=_store(db),
-        on_event=None if detach else _Progress(),
+        store=store,
+        on_event=None if detach or queue else _Progress(),
     )
+    workers = live_workers(store) if detach and not queue else []
+    if queue or workers:
+        goal.enqueue()
+        console.print(goal.id, markup=False, highlight=False)
+        live = len(workers or live_workers(store))
+        console.print(f"[dim]queued; {live} live worker(s) serve {store.masked_url}[/dim]")
+        return
     goal.create()
     console.print(goal.id, markup=False, highlight=False)
     if detach:
         _spawn_resume(goal.id, db)
         return
-    from apex.goals.runner import drive
-
-    _show_status(run(drive(goal.spec, goal.store, None, goal.on_event)))
+    holder = Holder("apex goal start")
+    _show_status(run(drive(goal.spec, goal.store, None, goal.on_event, holder=holder)))
 
 
 def _spawn_resume(goal_id: str, db: str | None) -> None:
@@ -153,34 +207,55 @@ def _spawn_resume(goal_id: str, db: str | None) -> None:
 
 @app.command("resume")
 @guarded
-def resume_command(goal_id: str, db: DbOption = None) -> None:
-    """Resume a paused goal, or one whose process died, from where it stopped."""
-    _show_status(run(resume(goal_id, store=_store(db), on_event=_Progress())))
+def resume_command(
+    goal_id: str,
+    db: DbOption = None,
+    workflow: StoreWorkflow = None,
+    queue: Annotated[bool, typer.Option("--queue", help="Hand it to `apex worker`.")] = False,
+) -> None:
+    """Resume a paused or interrupted goal, or one whose process died, from where it stopped."""
+    store = _store(db, workflow)
+    if queue:
+        status = GoalStore(store).status(goal_id)
+        if status.state in TERMINAL_STATES:
+            fail(f"goal {goal_id} is {status.state} ({status.reason}); nothing to resume")
+        enqueue(store, status.spec)
+        console.print(f"goal {goal_id}: queued")
+        return
+    holder = Holder("apex goal resume")
+    _show_status(run(resume(goal_id, store=store, on_event=_Progress(), holder=holder)))
 
 
 @app.command("pause")
 @guarded
-def pause(goal_id: str, db: DbOption = None) -> None:
+def pause(goal_id: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """Pause a goal at its next cycle boundary (resume continues it)."""
-    status = GoalStore(_store(db)).request(goal_id, "paused", ["active"])
+    status = GoalStore(_store(db, workflow)).request(
+        goal_id, "paused", ["active", "queued", "interrupted"]
+    )
     console.print(f"goal {goal_id}: {status.state}")
 
 
 @app.command("cancel")
 @guarded
-def cancel(goal_id: str, db: DbOption = None) -> None:
+def cancel(goal_id: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """Cancel a goal: it stops at its next cycle boundary and cannot be resumed."""
-    status = GoalStore(_store(db)).request(goal_id, "cancelled", ["active", "paused"])
+    status = GoalStore(_store(db, workflow)).request(
+        goal_id, "cancelled", ["active", "paused", "queued", "interrupted"]
+    )
     console.print(f"goal {goal_id}: {status.state}")
 
 
 @app.command("status")
 @guarded
 def status_command(
-    goal_id: str, db: DbOption = None, json_out: Annotated[bool, typer.Option("--json")] = False
+    goal_id: str,
+    db: DbOption = None,
+    workflow: StoreWorkflow = None,
+    json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """A goal's state, cycles and totals."""
-    status = GoalStore(_store(db)).status(goal_id)
+    status = GoalStore(_store(db, workflow)).status(goal_id)
     if json_out:
         print_json(status.model_dump(mode="json"))
         return
@@ -191,11 +266,13 @@ def status_command(
 @guarded
 def list_command(
     state: Annotated[str | None, typer.Option(help="Only goals in this state.")] = None,
+    schedule: Annotated[str | None, typer.Option(help="Only goals of this schedule.")] = None,
     db: DbOption = None,
+    workflow: StoreWorkflow = None,
 ) -> None:
     """Every goal, newest first."""
     table = Table("id", "state", "cycles", "cost", "objective")
-    for status in GoalStore(_store(db)).all(state):
+    for status in GoalStore(_store(db, workflow)).all(state, schedule):
         table.add_row(
             status.spec.id,
             status.state,
@@ -208,9 +285,9 @@ def list_command(
 
 @app.command("show")
 @guarded
-def show(goal_id: str, db: DbOption = None) -> None:
+def show(goal_id: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """A table per cycle (summary, verdict, blocker, cost), then the best answer."""
-    status = GoalStore(_store(db)).status(goal_id)
+    status = GoalStore(_store(db, workflow)).status(goal_id)
     _show_status(status)
     table = Table("cycle", "answer", "judge", "verifier", "blocker", "cost", title="cycles")
     verdict = {True: "met", False: "not met", None: "-"}

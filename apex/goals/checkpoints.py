@@ -11,6 +11,7 @@ type added to the state is rebuilt as itself on resume rather than coming back a
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import enum
 import functools
@@ -34,6 +35,10 @@ from apex.graph.nodes import CritiqueTask, GenerateTask
 from apex.graph.types import JudgeInput
 from apex.store import EvidenceStore
 from apex.store.engine import DEFAULT_BUSY_TIMEOUT_S
+
+_PG_SETUP_LOCK = 0x41504543  # "APEC": the advisory lock held while the saver migrates
+_PG_SET_UP: set[str] = set()
+"""Databases whose checkpoint tables this process has set up (or found) already."""
 
 STATE_ROOTS: tuple[type, ...] = (GoalLoopState, FusionState, GenerateTask, CritiqueTask, JudgeInput)
 """What a goal's checkpoints hold: the two graphs' states and the payloads ``Send`` carries to
@@ -128,8 +133,34 @@ async def open_checkpointer(store: EvidenceStore) -> AsyncIterator[BaseCheckpoin
         ) from error
     conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
     async with AsyncPostgresSaver.from_conn_string(conninfo, serde=serializer()) as pg_saver:
-        await pg_saver.setup()
+        if conninfo not in _PG_SET_UP:
+            # Goals starting at once on a fresh database would race through the saver's
+            # migrations (CREATE TABLE IF NOT EXISTS is not atomic): one at a time, then none.
+            await _pg_setup(pg_saver)
+            _PG_SET_UP.add(conninfo)
         yield pg_saver
+
+
+async def _pg_setup(saver: Any) -> None:
+    """The PostgreSQL saver's ``setup()`` under a session advisory lock on its connection."""
+    import psycopg
+
+    conn = saver.conn
+    if not isinstance(conn, psycopg.AsyncConnection):  # a pool: its setup takes a connection
+        await saver.setup()
+        return
+    # Polled rather than waited for: the saver creates indexes CONCURRENTLY, which waits for
+    # every open transaction, a blocked pg_advisory_lock call included (a deadlock).
+    while True:
+        cursor = await conn.execute("SELECT pg_try_advisory_lock(%s) AS taken", (_PG_SETUP_LOCK,))
+        row = await cursor.fetchone()  # the saver's connection returns rows as dicts
+        if isinstance(row, dict) and row.get("taken"):
+            break
+        await asyncio.sleep(0.05)
+    try:
+        await saver.setup()
+    finally:
+        await conn.execute("SELECT pg_advisory_unlock(%s)", (_PG_SETUP_LOCK,))
 
 
 async def compact(saver: BaseCheckpointSaver[str], goal_id: str) -> None:

@@ -13,7 +13,8 @@ the cycle's run id, so a replayed write never counts evidence twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, Protocol
@@ -95,6 +96,9 @@ class GoalDeps(FusionDeps):
     evidence: RecordReader | None = None
     verifier_func: VerifierFunc | None = None
     on_event: Any = None
+    should_stop: Callable[[], bool] | None = None
+    """Asked at each cycle boundary: True stops the goal there, interrupted (a worker's
+    shutdown), to be resumed from that checkpoint."""
     cycle: int = 0
 
     def emit(self, kind: GoalEventKind, cycle: int | None = None, data: Any = None) -> None:
@@ -136,6 +140,11 @@ async def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str,
     stored = repo.goal_state(spec.id)
     if stored in ("paused", "cancelled"):
         return {"status": stored, "reason": f"{stored} by request"}
+    if deps.should_stop is not None and deps.should_stop():
+        stop = "stopped at a cycle boundary: its worker is shutting down"
+        repo.set_goal_state(spec.id, "interrupted", stop)
+        deps.emit("state", len(cycles), "interrupted")
+        return {"status": "interrupted", "reason": stop}
     reason = decide.limit_reached(spec, cycles)
     if reason is not None:
         return {"status": "budget_limited", "reason": reason}
@@ -189,6 +198,7 @@ def _summary(number: int, result: FusionResult, verdicts: dict[str, Verdict]) ->
     feedback = [final.feedback.strip()] if final and final.feedback.strip() else []
     feedback += goal.reasons if goal else []
     tokens = sum((c.prompt_tokens or 0) + (c.completion_tokens or 0) for c in result.calls)
+    panel = [c.failure_kind for c in result.calls if c.role == "panel"]
     return CycleSummary(
         cycle=number,
         run_id=result.run_id,
@@ -201,6 +211,7 @@ def _summary(number: int, result: FusionResult, verdicts: dict[str, Verdict]) ->
         blocker=(goal.blocker if goal else "") or ("" if result.ok else result.synthesis_path),
         cost_usd=result.cost_usd,
         tokens=tokens,
+        outage=decide.is_outage(result.ok, panel),
     )
 
 
@@ -269,3 +280,16 @@ def build_goal_graph(
     graph.add_conditional_edges("decide", _after_decide, ["plan", END])
     graph.add_edge("wrap_up", END)
     return graph.compile(checkpointer=checkpointer, name="apex-goal")
+
+
+@functools.cache
+def _compiled() -> CompiledStateGraph[GoalLoopState, FusionDeps, GoalLoopState, GoalLoopState]:
+    return build_goal_graph()
+
+
+def goal_graph(
+    checkpointer: Checkpointer,
+) -> CompiledStateGraph[GoalLoopState, FusionDeps, GoalLoopState, GoalLoopState]:
+    """The goal loop bound to ``checkpointer``, from one compilation per process (compiling
+    costs a worker more CPU per goal than the rest of the loop's own work)."""
+    return _compiled().copy({"checkpointer": checkpointer})

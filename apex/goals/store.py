@@ -1,6 +1,9 @@
 """Goals in the evidence store: the goal rows and their cycles.
 
-The checkpointer beside them lives in :mod:`apex.goals.checkpoints` (re-exported here).
+The checkpointer beside them lives in :mod:`apex.goals.checkpoints` (re-exported here), the
+leases that say which process runs a goal in :mod:`apex.goals.lease`. A goal stored as
+``active`` whose lease is gone or stale is read as ``interrupted``: its process died or stopped
+before it could say so (a SIGKILL leaves no chance to write anything).
 """
 
 from __future__ import annotations
@@ -16,13 +19,38 @@ from apex.errors import GoalError
 from apex.faults import fault_point
 from apex.goals import checkpoints
 from apex.goals.checkpoints import open_checkpointer, serializer
+from apex.goals.lease import Lease, LeaseStore
 from apex.goals.types import TERMINAL_STATES, CycleSummary, GoalSpec, GoalStateName, GoalStatus
 from apex.store import EvidenceEvent, EvidenceStore, RunRows
 from apex.store.apply import insert_ignore
 from apex.store.engine import read_transaction, store_error, write_transaction
 from apex.store.tables import GOAL_CYCLES, GOALS, utcnow
 
-__all__ = ["GoalStore", "open_checkpointer", "prune_checkpoints", "serializer"]
+__all__ = ["GoalStore", "goal_row", "open_checkpointer", "prune_checkpoints", "serializer"]
+
+
+def goal_row(spec: GoalSpec, state: GoalStateName = "active") -> dict[str, object]:
+    """The ``goals`` row of a new goal (``queued``: put on the queue for workers)."""
+    now = utcnow()
+    return {
+        "id": spec.id,
+        "created_at": now,
+        "updated_at": now,
+        "state": state,
+        "reason": "",
+        "objective": spec.objective,
+        "spec": spec.model_dump(mode="json"),
+        "best_answer": "",
+        "queued_at": now if state == "queued" else None,
+        "schedule": spec.schedule,
+    }
+
+
+def effective_state(state: str, lease: Lease | None, now: datetime | None = None) -> str:
+    """The state to show: ``active`` without a live lease is ``interrupted``."""
+    if state == "active" and (lease is None or not lease.live(now)):
+        return "interrupted"
+    return state
 
 
 class GoalStore:
@@ -36,18 +64,9 @@ class GoalStore:
         self.checkpointer = checkpointer
         """The open checkpointer a running goal graph uses (compaction goes through it)."""
 
-    def create(self, spec: GoalSpec) -> None:
-        """Write the goal row (state active) before the loop's first step."""
-        row = {
-            "id": spec.id,
-            "created_at": utcnow(),
-            "updated_at": utcnow(),
-            "state": "active",
-            "reason": "",
-            "objective": spec.objective,
-            "spec": spec.model_dump(mode="json"),
-            "best_answer": "",
-        }
+    def create(self, spec: GoalSpec, state: GoalStateName = "active") -> None:
+        """Write the goal row before the loop's first step (``queued``: for workers)."""
+        row = goal_row(spec, state)
         try:
             with write_transaction(self.store.engine) as conn:
                 conn.execute(sa.insert(GOALS), [row])
@@ -75,10 +94,21 @@ class GoalStore:
         if row is None:
             raise GoalError(f"no goal '{goal_id}' in {self.store.masked_url}; see apex goal list")
         summaries = [CycleSummary.model_validate(c.summary) for c in cycles]
+        lease = LeaseStore(self.store).leases([goal_id]).get(goal_id)
+        state, reason = effective_state(row.state, lease), row.reason
+        if state != row.state:
+            reason = (
+                f"its process stopped without a word (last heartbeat {lease.heartbeat_at:%H:%M:%S}"
+                " UTC)"
+                if lease
+                else "no process runs it"
+            ) + f"; resume it with `apex goal resume {goal_id}`"
         return GoalStatus(
             spec=GoalSpec.model_validate(row.spec),
-            state=row.state,
-            reason=row.reason,
+            state=state,
+            reason=reason,
+            holder=lease.describe() if lease and lease.live() else "",
+            queued=row.queued_at is not None,
             cycles=summaries,
             best_answer=row.best_answer,
             cost_usd=sum(c.cost_usd or 0.0 for c in summaries),
@@ -91,17 +121,81 @@ class GoalStore:
         """The goal's cycles, in order."""
         return self.status(goal_id).cycles
 
-    def all(self, state: str | None = None) -> list[GoalStatus]:
-        """Every goal (optionally in one state), newest first."""
+    def all(self, state: str | None = None, schedule: str | None = None) -> list[GoalStatus]:
+        """Every goal (optionally in one state, or of one schedule), newest first."""
         query = sa.select(GOALS.c.id).order_by(GOALS.c.created_at.desc())
-        if state is not None:
-            query = query.where(GOALS.c.state == state)
+        if state is not None:  # `interrupted` is also read from `active` rows without a lease
+            stored = [state, "active"] if state == "interrupted" else [state]
+            query = query.where(GOALS.c.state.in_(stored))
+        if schedule is not None:
+            query = query.where(GOALS.c.schedule == schedule)
         try:
             with read_transaction(self.store.engine) as conn:
                 ids = [r.id for r in conn.execute(query)]
         except exc.SQLAlchemyError as error:
             raise store_error(error, self.store.url, "listing goals") from error
-        return [self.status(i) for i in ids]
+        found = [self.status(i) for i in ids]
+        return [g for g in found if state is None or g.state == state]
+
+    def runnable(self) -> list[tuple[str, str | None]]:
+        """Queued goals a worker may run now, oldest first: ``(goal id, schedule)``.
+
+        Those waiting (``queued``) and those of the queue left ``interrupted`` (their worker
+        died, or an error that can pass stopped them); a live lease means someone runs it.
+        """
+        query = (
+            sa.select(GOALS.c.id, GOALS.c.state, GOALS.c.schedule)
+            .where(
+                GOALS.c.queued_at.is_not(None),
+                GOALS.c.state.in_(["queued", "active", "interrupted"]),
+            )
+            .order_by(GOALS.c.created_at)
+        )
+        try:
+            with read_transaction(self.store.engine) as conn:
+                rows = conn.execute(query).all()
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.store.url, "listing queued goals") from error
+        leases = LeaseStore(self.store).leases([r.id for r in rows]) if rows else {}
+        now = utcnow()
+        return [
+            (r.id, r.schedule)
+            for r in rows
+            if effective_state(r.state, leases.get(r.id), now) in ("queued", "interrupted")
+            and not (r.id in leases and leases[r.id].live(now))
+        ]
+
+    def start_running(self, goal_id: str) -> None:
+        """Mark a queued or interrupted goal active (its lease is held); others stay as they are."""
+        query = (
+            sa.update(GOALS)
+            .where(GOALS.c.id == goal_id, GOALS.c.state.in_(["queued", "interrupted"]))
+            .values(state="active", reason="", updated_at=utcnow())
+        )
+        try:
+            with write_transaction(self.store.engine) as conn:
+                conn.execute(query)
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.store.url, f"updating goal {goal_id}") from error
+
+    def mark_queued(self, goal_id: str, reason: str = "") -> None:
+        """Put the goal on the queue: state ``queued``, ``queued_at`` set if it was not."""
+        now = utcnow()
+        query = (
+            sa.update(GOALS)
+            .where(GOALS.c.id == goal_id)
+            .values(
+                state="queued",
+                reason=reason,
+                updated_at=now,
+                queued_at=sa.func.coalesce(GOALS.c.queued_at, now),
+            )
+        )
+        try:
+            with write_transaction(self.store.engine) as conn:
+                conn.execute(query)
+        except exc.SQLAlchemyError as error:
+            raise store_error(error, self.store.url, f"queueing goal {goal_id}") from error
 
     def goal_state(self, goal_id: str) -> GoalStateName:
         """The stored state (another process may have paused or cancelled the goal)."""

@@ -5,16 +5,27 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 
 from apex.goals.verify import VerifierSpec
 
 GoalStateName = Literal[
-    "active", "paused", "complete", "budget_limited", "blocked", "failed", "cancelled"
+    "queued",
+    "active",
+    "paused",
+    "interrupted",
+    "complete",
+    "budget_limited",
+    "blocked",
+    "failed",
+    "cancelled",
 ]
 TERMINAL_STATES: frozenset[str] = frozenset(
     {"complete", "budget_limited", "blocked", "failed", "cancelled"}
 )
+RESUMABLE_STATES: frozenset[str] = frozenset({"queued", "active", "paused", "interrupted"})
+"""States a goal can be run or resumed from (``interrupted``: stopped on an error that can
+pass, or its process died; ``queued``: waiting for a worker)."""
 DEFAULT_MAX_CYCLES = 10
 DEFAULT_BLOCKED_AFTER = 3
 
@@ -28,8 +39,8 @@ class Limits(BaseModel):
     """Stop before spending more than this (cost as reported or priced)."""
     max_tokens: int | None = Field(default=None, ge=1)
     """Stop before using more tokens than this."""
-    deadline: datetime | None = None
-    """Stop once this moment has passed (timezone-aware)."""
+    deadline: AwareDatetime | None = None
+    """Stop once this moment has passed (must carry a time zone: a naive one is refused)."""
 
 
 class GoalSpec(BaseModel):
@@ -55,6 +66,10 @@ class GoalSpec(BaseModel):
     """Blocked when the judge reports the same blocker this many cycles in a row."""
     n_options: int | None = Field(default=None, ge=2)
     """The objective's number of options, when it is a choice among fixed options."""
+    context: str = ""
+    """Carried in from outside (a schedule's previous firing), shown to the panel every cycle."""
+    schedule: str | None = None
+    """The schedule whose firing created the goal, if any."""
 
 
 class CycleSummary(BaseModel):
@@ -82,6 +97,9 @@ class CycleSummary(BaseModel):
     """Cost of the cycle (None when unknown)."""
     tokens: int = 0
     """Tokens used by the cycle (as reported)."""
+    outage: bool = False
+    """Every panel call failed in a way that can pass (connection, timeout, 429, HTTP error):
+    the cycle counts toward no limit and leaves the goal interrupted, not blocked."""
 
     @property
     def met(self) -> bool:
@@ -106,6 +124,10 @@ class GoalStatus(BaseModel):
     """Known cost so far."""
     tokens: int = 0
     """Tokens so far."""
+    holder: str = ""
+    """Who runs it now, with its heartbeat (empty when no live process does)."""
+    queued: bool = False
+    """Whether it was put on the queue for workers."""
     created_at: datetime | None = None
     """When the goal was started."""
     updated_at: datetime | None = None

@@ -9,8 +9,11 @@ writes are typed, and a test checks that they match the migrations exactly.
     critiques    one row per problem a critic found in a candidate
     evidence     one row per evidence event, unique on ``key``
     aggregates   running per-(model, role, category) statistics (a JSON ``stats`` column)
-    goals        goal loops: spec, state, best answer
+    goals        goal loops: spec, state, best answer, the schedule that fired it
     goal_cycles  one row per cycle of a goal
+    goal_leases  which process runs a goal now, with its heartbeat (one row per running goal)
+    schedules    scheduled goals: the rule, the goal template, the next firing
+    workers      ``apex worker`` processes with their heartbeats
 
 Timestamps are naive UTC.
 """
@@ -240,6 +243,10 @@ class GoalRow(StoreModel, table=True):
     """The ``GoalSpec``, dumped."""
     best_answer: str = Field(default="", sa_type=sa.Text)
     """The best answer so far, or the wrap-up summary."""
+    queued_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    """When it was put on the queue for workers (None: run by the process that started it)."""
+    schedule: str | None = Field(default=None, index=True)
+    """The schedule whose firing created it (migration 0005)."""
 
 
 class GoalCycleRow(StoreModel, table=True):
@@ -263,6 +270,75 @@ class GoalCycleRow(StoreModel, table=True):
     """The ``CycleSummary``, dumped."""
 
 
+class GoalLeaseRow(StoreModel, table=True):
+    """The process running a goal now; taken over once its heartbeat is stale."""
+
+    __tablename__ = "goal_leases"
+
+    goal_id: str = Field(primary_key=True, foreign_key="goals.id")
+    """The goal."""
+    holder: str
+    """Who runs it, for messages (``apex worker w-...``, ``apex goal resume``)."""
+    host: str
+    """The holder's host name."""
+    pid: int
+    """The holder's process id (a dead pid on the same host frees the lease at once)."""
+    acquired_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    """When it took the goal."""
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    """Its last heartbeat."""
+    expires_at: datetime = Field(sa_type=sa.DateTime)
+    """When the lease is stale unless renewed (the holder's heartbeat plus its time to live)."""
+
+
+class ScheduleRow(StoreModel, table=True):
+    """A scheduled goal: a rule, a goal template and when it fires next."""
+
+    __tablename__ = "schedules"
+
+    name: str = Field(primary_key=True)
+    """The schedule's name."""
+    created_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    """When it was added."""
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    """When it last changed."""
+    state: str
+    """active or paused."""
+    spec: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    """The ``ScheduleSpec`` (rule, options, goal template), dumped."""
+    next_fire_at: datetime = Field(index=True, sa_type=sa.DateTime)
+    """The next due time."""
+    last_fired_at: datetime | None = Field(default=None, sa_type=sa.DateTime)
+    """When it last created a goal."""
+    last_goal_id: str | None = None
+    """The goal it last created."""
+    note: str = ""
+    """What happened at the last due time (fired, skipped and why, capped)."""
+
+
+class WorkerRow(StoreModel, table=True):
+    """An ``apex worker`` process."""
+
+    __tablename__ = "workers"
+
+    id: str = Field(primary_key=True)
+    """Worker id (``w-...``)."""
+    host: str
+    """Host name."""
+    pid: int
+    """Process id."""
+    concurrency: int
+    """Goals it runs at once."""
+    state: str
+    """running or stopping."""
+    started_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    """When it started."""
+    heartbeat_at: datetime = Field(default_factory=utcnow, sa_type=sa.DateTime)
+    """Its last heartbeat."""
+    expires_at: datetime = Field(sa_type=sa.DateTime)
+    """When it counts as gone unless it beats again."""
+
+
 RUNS = metadata.tables["runs"]
 """The ``runs`` table, for Core statements."""
 CALLS = metadata.tables["calls"]
@@ -279,3 +355,9 @@ GOALS = metadata.tables["goals"]
 """The ``goals`` table."""
 GOAL_CYCLES = metadata.tables["goal_cycles"]
 """The ``goal_cycles`` table."""
+GOAL_LEASES = metadata.tables["goal_leases"]
+"""The ``goal_leases`` table."""
+SCHEDULES = metadata.tables["schedules"]
+"""The ``schedules`` table."""
+WORKERS = metadata.tables["workers"]
+"""The ``workers`` table."""

@@ -57,7 +57,9 @@ def test_db_prune_drops_checkpoints_of_finished_goals(
             return len([c async for c in saver.alist({"configurable": {"thread_id": goal.id}})])
 
     assert asyncio.run(checkpoints()) > 0
-    result = CliRunner().invoke(app, ["db", "prune", "--older-than", "0s", "--db", url, "--json"])
+    result = CliRunner().invoke(
+        app, ["db", "prune", "--older-than", "0s", "--yes", "--db", url, "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert '"goal_checkpoints": 1' in result.stdout
     assert asyncio.run(checkpoints()) == 0

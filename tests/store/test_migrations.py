@@ -29,15 +29,15 @@ INDEXES = {
 
 def test_scripts_are_found_and_linear() -> None:
     assert (migrations_dir() / "env.py").is_file()
-    assert revisions() == ["0001", "0002", "0003", "0004"]
-    assert head_revision() == "0004"
+    assert revisions() == ["0001", "0002", "0003", "0004", "0005"]
+    assert head_revision() == "0005"
 
 
 def test_empty_database_to_head_matches_the_tables(db_url: str) -> None:
     engine = create_store_engine(db_url)
     try:
         assert current_revision(engine) is None
-        assert upgrade(engine) == "0004"
+        assert upgrade(engine) == "0005"
         with engine.connect() as conn:
             diff = compare_metadata(
                 MigrationContext.configure(conn, opts={"compare_type": True}), metadata
