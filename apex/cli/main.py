@@ -5,7 +5,19 @@ from __future__ import annotations
 import typer
 
 from apex import __version__
-from apex.cli import db_cmd, evidence_cmd, feedback_cmd, fuse_cmd, goal_cmd, models_cmd, replay_cmd
+from apex.cli import (
+    db_cmd,
+    evidence_cmd,
+    feedback_cmd,
+    fuse_cmd,
+    goal_cmd,
+    models_cmd,
+    replay_cmd,
+    schedule_cmd,
+    serve_cmd,
+    status_cmd,
+    worker_cmd,
+)
 
 app = typer.Typer(
     name="apex",
@@ -22,6 +34,10 @@ app.command("feedback")(feedback_cmd.feedback)
 app.command("replay")(replay_cmd.replay)
 app.command("evidence")(evidence_cmd.evidence)
 app.add_typer(goal_cmd.app, name="goal")
+app.add_typer(schedule_cmd.app, name="schedule")
+app.command("worker")(worker_cmd.worker)
+app.command("status")(status_cmd.status_command)
+app.command("serve")(serve_cmd.serve_command)
 
 
 def _version(value: bool) -> None:
