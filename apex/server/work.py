@@ -9,6 +9,10 @@ Cancelling the task (the client disconnected, or the deadline passed) cancels th
 run and with it every httpx call still in flight; the run is then recorded with status
 ``cancelled`` (synthesis path ``cancelled`` or ``deadline``) and the calls that had finished,
 but no evidence: an interrupted cycle says nothing about its models.
+
+A finished cycle whose run the store cannot record (:class:`~apex.errors.RunNotRecorded`: the
+run waits in the spool for ``apex db recover``) is answered all the same, with ``recorded:
+false`` and ``not_recorded`` (why, and what to do) in the ``apex`` object.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import Any
 
 from starlette.exceptions import HTTPException
 
-from apex.errors import ApexError
+from apex.errors import ApexError, RunNotRecorded
 from apex.fusion import FusionEvent, fuse
 from apex.graph.types import CallRecord, FusionResult
 from apex.logging import get_logger
@@ -63,8 +67,21 @@ def usage_of(calls: list[tuple[int | None, int | None]]) -> dict[str, int]:
     }
 
 
-def fused_answer(result: FusionResult, model: str) -> Answer:
-    """The answer of a finished cycle (502 when it produced none)."""
+async def kept(
+    cycle: Coroutine[Any, Any, FusionResult],
+) -> tuple[FusionResult, str | None]:
+    """The cycle's result, and why its run was not recorded (None when it was): a store that
+    fails once the panel has answered never costs the caller the paid-for answer."""
+    try:
+        return await cycle, None
+    except RunNotRecorded as error:
+        log.error("run_not_recorded", error=redact(str(error)))
+        return error.result, str(error)
+
+
+def fused_answer(result: FusionResult, model: str, not_recorded: str | None = None) -> Answer:
+    """The answer of a finished cycle (502 when it produced none); ``not_recorded`` says why
+    the store did not record it (the answer is given all the same, with ``recorded: false``)."""
     try:
         result.raise_for_failure()
     except ApexError as error:
@@ -96,7 +113,9 @@ def fused_answer(result: FusionResult, model: str) -> Answer:
             "calls": len(result.calls),
             "cost_usd": result.cost_usd,
             "latency_s": round(result.latency_s, 3),
-        },
+            "recorded": not_recorded is None,
+        }
+        | ({"not_recorded": redact(not_recorded)} if not_recorded is not None else {}),
     )
 
 
@@ -219,19 +238,21 @@ class Workshop:
         started = time.time()
         try:
             async with asyncio.timeout(self.deadline_s) as deadline:
-                result = await fuse(
-                    talk.prompt,
-                    workflow=wf,
-                    category=category,
-                    client=client,
-                    context=talk.instructions,
-                    guidance=talk.instructions,
-                    on_event=observe,
-                    seed=seed,
-                    run_id=run_id,
-                    store=self.store,
-                    expected=evidence.expected,
-                    n_options=evidence.n_options,
+                result, not_recorded = await kept(
+                    fuse(
+                        talk.prompt,
+                        workflow=wf,
+                        category=category,
+                        client=client,
+                        context=talk.instructions,
+                        guidance=talk.instructions,
+                        on_event=observe,
+                        seed=seed,
+                        run_id=run_id,
+                        store=self.store,
+                        expected=evidence.expected,
+                        n_options=evidence.n_options,
+                    )
                 )
         except (TimeoutError, asyncio.CancelledError) as error:
             expired = isinstance(error, TimeoutError) and deadline.expired()
@@ -257,7 +278,7 @@ class Workshop:
                     "deadline_exceeded",
                 ) from None
             raise
-        return fused_answer(result, model)
+        return fused_answer(result, model, not_recorded)
 
     def passthrough(self, client: ModelClient, spec: str, request: ChatRequest) -> Work:
         """Start one call to ``spec``."""

@@ -67,6 +67,7 @@ class Serve:
         name: str = "serve",
     ) -> None:
         self.home = home
+        self.db = db
         self.out = home / f"{name}.out"
         self.err = home / f"{name}.err"
         command = apex_command(
