@@ -119,7 +119,9 @@ async def test_a_holder_whose_lease_is_taken_over_stops_running_the_goal(
     other = Holder("apex worker w-9", host="another-machine", pid=1)
 
     async def take_over() -> None:
-        while goal.id not in LeaseStore(store).leases():  # wait until this process holds it
+        for _ in range(200):  # wait (at most 10 s) until this process holds it
+            if goal.id in LeaseStore(store).leases():
+                break
             await asyncio.sleep(0.05)
         await asyncio.sleep(0.3)  # mid-panel: this process looks dead to the other one
         with write_transaction(store.engine) as conn:
