@@ -23,6 +23,8 @@ from apex.logging import get_logger
 from apex.models.client import ModelClient
 from apex.recording import record_or_spool
 from apex.store import EvidenceStore
+from apex.telemetry import span as traced_span
+from apex.tracing import FUSION_SPAN, fusion_end, fusion_error, fusion_name, fusion_start
 from apex.vote import options_of
 from apex.workflow import Workflow, load_workflow
 
@@ -167,20 +169,24 @@ async def fuse(
             "n_options": options_of(prompt, wf.extraction, n_options),
         }
         final: dict[str, Any] = {}
-        async for mode, chunk in _GRAPH.astream(
-            state,
-            context=deps,
-            config={"max_concurrency": wf.concurrency},
-            stream_mode=["updates", "values"],
-        ):
-            if mode == "values":
-                final = cast(dict[str, Any], chunk)
-                continue
-            for node, update in cast(dict[str, Any], chunk).items():
-                event = _event(node, update or {})
-                if event is not None and on_event is not None:
-                    on_event(event)
-        result: FusionResult = final["result"]
+        run = {"apex.run_id": state["run_id"]}
+        with traced_span(FUSION_SPAN, fusion_name(wf), fusion_start(wf, cat), bind=run) as span:
+            async for mode, chunk in _GRAPH.astream(
+                state,
+                context=deps,
+                config={"max_concurrency": wf.concurrency},
+                stream_mode=["updates", "values"],
+            ):
+                if mode == "values":
+                    final = cast(dict[str, Any], chunk)
+                    continue
+                for node, update in cast(dict[str, Any], chunk).items():
+                    event = _event(node, update or {})
+                    if event is not None and on_event is not None:
+                        on_event(event)
+            result: FusionResult = final["result"]
+            span.attributes.update(fusion_end(result))
+            span.error = fusion_error(result)
         if store is not None:
             truth = Truth(expected=expected) if expected is not None else None
             await asyncio.to_thread(record_or_spool, store, result, wf.extraction, truth)

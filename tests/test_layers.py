@@ -15,13 +15,13 @@ APEX = Path(__file__).resolve().parent.parent / "apex"
 FLOORS: list[list[str]] = [
     ["apex", "apex.cli", "apex.server", "apex.workers"],
     ["apex.goals"],
-    ["apex.fusion", "apex.feedback", "apex.recording", "apex.testing"],
+    ["apex.fusion", "apex.feedback", "apex.recording", "apex.testing", "apex.tracing"],
     ["apex.graph", "apex.evidence"],
     ["apex.vote"],
     ["apex.store"],
     ["apex.workflow"],
     ["apex.models"],
-    ["apex.errors", "apex.types", "apex.redact", "apex.logging", "apex.faults"],
+    ["apex.errors", "apex.types", "apex.redact", "apex.logging", "apex.faults", "apex.telemetry"],
 ]
 """Top floor first; a module may import its own floor and the floors below."""
 APART = {frozenset({"apex.graph", "apex.evidence"})}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from apex import __version__
@@ -51,8 +53,22 @@ def _root(
     version: bool = typer.Option(
         False, "--version", callback=_version, is_eager=True, help="Show the version and exit."
     ),
+    otel: bool = typer.Option(
+        False, "--otel", help="Send OpenTelemetry traces (OTLP; also on with OTEL_* variables)."
+    ),
+    otel_content: bool = typer.Option(
+        False, "--otel-content", help="Put message content in traces (off by default)."
+    ),
 ) -> None:
     """APEX command line."""
+    from apex.errors import ConfigError
+    from apex.telemetry.setup import setup_from_env
+
+    try:
+        setup_from_env(otel, content=otel_content or None)
+    except ConfigError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        raise typer.Exit(2) from None
 
 
 def main() -> None:

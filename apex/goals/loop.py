@@ -35,6 +35,16 @@ from apex.graph.nodes import FusionDeps
 from apex.graph.types import FusionResult
 from apex.recording import evidence_of
 from apex.store import EvidenceEvent, RunRows
+from apex.telemetry import close_span, open_span
+from apex.tracing import (
+    FUSION_SPAN,
+    GOAL_CYCLE_SPAN,
+    fusion_end,
+    fusion_error,
+    fusion_name,
+    fusion_start,
+    goal_cycle_start,
+)
 from apex.vote import options_of
 
 
@@ -154,10 +164,18 @@ async def _plan(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str,
         now = datetime.now(UTC).replace(tzinfo=None)
         skipped = read_selection(deps.evidence, deps.workflow, spec.category, now)
     deps.emit("cycle_started", number)
+    run_id = f"{spec.id}-c{number}"
+    open_span(GOAL_CYCLE_SPAN, GOAL_CYCLE_SPAN, goal_cycle_start(number))  # no-op untraced
+    open_span(
+        FUSION_SPAN,
+        fusion_name(deps.workflow),
+        fusion_start(deps.workflow, spec.category),
+        bind={"apex.run_id": run_id},
+    )
     fault_point("before_panel")
     return {
         "status": "active",
-        "run_id": f"{spec.id}-c{number}",
+        "run_id": run_id,
         "prompt": spec.objective,
         "category": spec.category,
         "context": decide.continuation(spec, cycles),
@@ -182,6 +200,7 @@ async def _verify(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[st
     fault_point("after_judge")
     checker = deps.verifier_func or deps.spec.verifier
     result = state["result"]
+    close_span(FUSION_SPAN, fusion_end(result), error=fusion_error(result))
     if checker is None or not result.ok:
         return {"verdicts": {}}
     # The final answer decides the goal; each candidate's own verdict is ground truth for its model.
@@ -239,6 +258,17 @@ def _decide(state: GoalLoopState, runtime: Runtime[FusionDeps]) -> dict[str, Any
     cycles = deps.repo.cycles(deps.spec.id)
     status, reason = decide.after_cycle(deps.spec, cycles)
     best = decide.best_cycle(cycles)
+    last = cycles[-1] if cycles else None
+    close_span(
+        GOAL_CYCLE_SPAN,
+        {
+            "apex.goal.status": status,
+            "apex.goal.verified": last.verified if last else None,
+            "apex.goal.judge_met": last.judge_met if last else None,
+            "apex.goal.blocker": last.blocker or None if last else None,
+            "apex.cost_usd": last.cost_usd if last else None,
+        },
+    )
     if status != "active":
         deps.repo.set_goal_state(deps.spec.id, status, reason, best.answer if best else None)
         deps.emit("state", cycles[-1].cycle, status)

@@ -36,6 +36,7 @@ from apex.logging import get_logger
 from apex.models.client import ModelClient
 from apex.redact import redact
 from apex.store import EvidenceStore
+from apex.telemetry import scope as traced_scope
 from apex.workflow import load_workflow, parse_workflow, workflow_text
 
 GoalEventHandler = Callable[[GoalEvent], None]
@@ -252,6 +253,7 @@ async def _run(
             on_event=on_event,
             should_stop=should_stop,
         )
+        stack.enter_context(traced_scope(goal_id=spec.id))  # cycles' spans live here
         async for item in graph.astream(
             start,
             config,

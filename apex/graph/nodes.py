@@ -37,6 +37,7 @@ from apex.graph.types import (
 )
 from apex.models.client import ChatModel, ModelClient
 from apex.models.types import CallFailure, ChatRequest, ChatResult
+from apex.telemetry import role as traced_role
 from apex.types import Role
 from apex.workflow import CriticConfig, PanelMember, Workflow
 
@@ -151,7 +152,8 @@ async def generate(task: GenerateTask, model: ChatModel, answer_format: str = ""
         seed=task.spec.seed,
         max_tokens=task.spec.max_tokens,
     )
-    result = await model.chat(request)
+    with traced_role("panel"):
+        result = await model.chat(request)
     return Candidate(
         member=task.member,
         model=task.spec.model,
@@ -169,7 +171,8 @@ async def critique(task: CritiqueTask, model: ChatModel) -> Critique:
         json_schema=CRITIC_SCHEMA,
         schema_name="critique",
     )
-    result = await model.chat(request)
+    with traced_role("critic"):
+        result = await model.chat(request)
     labels = {c.label for c in task.candidates}
     reviews: list[Review] = []
     if result.ok:
@@ -247,7 +250,8 @@ async def judge(inp: JudgeInput, deps: JudgeDeps) -> JudgeOutcome:
     calls: list[CallRecord] = []
     for attempt, (model, path) in enumerate(plan):
         # A new seed per attempt, so a retry of a seeded or local model is not a replay.
-        result = await model.chat(request.model_copy(update={"seed": attempt + 1}))
+        with traced_role("judge"):
+            result = await model.chat(request.model_copy(update={"seed": attempt + 1}))
         verdict = parse_verdict(inp, result)
         if isinstance(verdict, str) and result.ok:
             result = _mismatch(result, verdict)

@@ -29,6 +29,7 @@ from apex.models.structured import (
 )
 from apex.models.types import CallFailure, ChatRequest, ChatResult, FailureKind, Message, Usage
 from apex.redact import redact, redact_known
+from apex.telemetry import chat_span
 
 DEFAULT_BACKOFF_S = 0.5
 DEFAULT_MAX_BACKOFF_S = 20.0
@@ -211,6 +212,7 @@ class ModelClient:
         provider = self.provider(name)
         provider.check_allowed()
         body = self._body(provider, model, request)
+        span = chat_span(provider.name, model, spec, body, provider.base_url)  # None: off
         timeout = request.timeout_s or self._timeout_s
         started = time.perf_counter()
         attempt_no = 0
@@ -241,6 +243,8 @@ class ModelClient:
             latency_s=round(result.latency_s, 3),
             attempts=attempt_no,
         )
+        if span is not None:
+            span.finish(result)
         return result
 
     async def _attempt(
@@ -303,6 +307,7 @@ class ModelClient:
             "usage": _usage(raw_usage),
             "cost_usd": float(reported) if isinstance(reported, int | float) else None,
             "finish_reason": choice.get("finish_reason"),
+            "response_model": data.get("model") if isinstance(data.get("model"), str) else None,
         }
         if message.get("refusal") or spent["finish_reason"] == "content_filter":
             return fail("refusal", str(message.get("refusal") or "content filter"), **spent)

@@ -136,6 +136,8 @@ class ChatResult(BaseModel):
     """How many HTTP attempts were made."""
     finish_reason: str | None = None
     """The provider's finish reason."""
+    response_model: str | None = None
+    """The model name the provider answered with (``gen_ai.response.model`` in traces)."""
 
     @property
     def ok(self) -> bool:
