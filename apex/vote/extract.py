@@ -10,6 +10,7 @@ normalizes text through :func:`normalize_text`.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from apex.workflow import ExtractConfig
 
@@ -81,6 +82,7 @@ def _final_letters(text: str) -> list[str]:
     return letters
 
 
+@lru_cache(maxsize=8192)  # pure; panels repeat short answers ("(B)", "The answer is C.") often
 def extract_choice(text: str) -> str | None:
     """The letter A-J that ``text`` commits to, or None when it commits to none or to several.
 
