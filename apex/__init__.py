@@ -5,18 +5,24 @@ separate from the generators synthesizes the final answer; evidence about every 
 is kept so later syntheses weight each model by its record.
 """
 
+from __future__ import annotations
+
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from apex.errors import ApexError
-from apex.fusion import FusionEvent, fuse, fuse_sync
-from apex.goals import Goal, GoalStatus, Limits, VerifierSpec, resume
-from apex.graph.types import FusionResult
 from apex.logging import configure_logging
-from apex.models import ChatRequest, ChatResult, ModelClient
-from apex.workers import Schedule
-from apex.workflow import Workflow, load_workflow
+
+if TYPE_CHECKING:
+    from apex.fusion import FusionEvent, fuse, fuse_sync
+    from apex.goals import Goal, GoalStatus, Limits, VerifierSpec, resume
+    from apex.graph.types import FusionResult
+    from apex.models import ChatRequest, ChatResult, ModelClient
+    from apex.workers import Schedule
+    from apex.workflow import Workflow, load_workflow
 
 try:
     __version__ = version("apex-fusion")
@@ -25,6 +31,37 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 
 if not structlog.is_configured():
     configure_logging()
+
+# Imported on first use, so that `apex --version` and every command start without the whole
+# stack (the graph, the store, the client): the names are the same, only the moment differs.
+_LAZY: dict[str, str] = {
+    "FusionEvent": "apex.fusion",
+    "fuse": "apex.fusion",
+    "fuse_sync": "apex.fusion",
+    "Goal": "apex.goals",
+    "GoalStatus": "apex.goals",
+    "Limits": "apex.goals",
+    "VerifierSpec": "apex.goals",
+    "resume": "apex.goals",
+    "FusionResult": "apex.graph.types",
+    "ChatRequest": "apex.models",
+    "ChatResult": "apex.models",
+    "ModelClient": "apex.models",
+    "Schedule": "apex.workers",
+    "Workflow": "apex.workflow",
+    "load_workflow": "apex.workflow",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """The public names above, imported from their module on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'apex' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ApexError",

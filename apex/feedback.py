@@ -57,7 +57,9 @@ def record_feedback(
         raise ConfigError("feedback needs a verdict: whether the answer was correct, or the answer")
     run = store.run(run_id)
     if run is None:
-        raise StoreError(f"no run '{run_id}' in {store.masked_url}")
+        raise StoreError(
+            f"no run '{run_id}' in {store.masked_url}; `apex runs` lists the recorded runs"
+        )
     record = CycleRecord.model_validate(run.evidence) if run.evidence else _legacy_record(run)
     events = cycle_events(record, Truth(expected=answer, final_correct=correct), later=True)
     return store.apply_count(events, run_id=f"{run_id}/feedback")

@@ -12,17 +12,32 @@ from typing import Any, NoReturn, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
-from apex.errors import ApexError
+from apex.cli.exits import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    EXIT_NOT_RECORDED,
+    EXIT_SIGINT,
+    EXIT_UNREACHABLE,
+)
+from apex.errors import ApexError, ConfigError, ConnectionFailure
 from apex.redact import redact, redact_known
 
 T = TypeVar("T")
 P = ParamSpec("P")
 console = Console()
-EXIT_NOT_RECORDED = 3
-"""Exit status of a command that printed its answer but could not record the run (spooled)."""
+__all__ = ["EXIT_NOT_RECORDED", "bad_input", "console", "error_exit", "fail", "guarded", "run"]
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
+def error_exit(exc: ApexError) -> int:
+    """The exit status of a command ended by ``exc`` (see :mod:`apex.cli.exits`)."""
+    if isinstance(exc, ConfigError):
+        return EXIT_BAD_INPUT
+    if isinstance(exc, ConnectionFailure):
+        return EXIT_UNREACHABLE
+    return EXIT_FAILED
+
+
+def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
     """Print a one-line error to stderr (never wrapped, keys redacted) and exit."""
     line = " ".join(redact(message).split())
     sys.stderr.write(f"error: {line}\n")
@@ -30,15 +45,23 @@ def fail(message: str, code: int = 1) -> NoReturn:
     raise typer.Exit(code)
 
 
+def bad_input(message: str) -> NoReturn:
+    """:func:`fail` with the bad-input status: an option, argument or file is wrong."""
+    fail(message, EXIT_BAD_INPUT)
+
+
 def guarded(command: Callable[P, T]) -> Callable[P, T]:
-    """Wrap a CLI command so that any APEX error becomes a one-line message and exit 1."""
+    """Wrap a CLI command so that any APEX error becomes a one-line message and its exit
+    status, and Ctrl-C a one-line "interrupted" and 130 (never a traceback)."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
         try:
             return command(*args, **kwargs)
         except ApexError as exc:
-            fail(str(exc))
+            fail(str(exc), error_exit(exc))
+        except KeyboardInterrupt:
+            fail("interrupted", code=EXIT_SIGINT)
 
     return wrapper
 
@@ -48,9 +71,9 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     try:
         return asyncio.run(coro)
     except ApexError as exc:
-        fail(str(exc))
+        fail(str(exc), error_exit(exc))
     except KeyboardInterrupt:
-        fail("interrupted", code=130)
+        fail("interrupted", code=EXIT_SIGINT)
 
 
 def print_json(data: Any) -> None:

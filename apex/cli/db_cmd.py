@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from apex.cli.common import console, fail, guarded, print_json, run
+from apex.cli.common import bad_input, console, fail, guarded, print_json, run
 from apex.goals.store import prune_checkpoints
 from apex.store import EvidenceStore, head_revision, spool
 from apex.store.engine import DAMAGED_FIX
@@ -109,9 +109,9 @@ def prune(
     try:
         age = parse_duration(older_than)
     except ValueError as exc:
-        fail(f"--older-than: {exc}")
+        bad_input(f"--older-than: {exc}")
     if age < CONFIRM_BELOW and not yes:
-        fail(
+        bad_input(
             f"--older-than {older_than} would prune (nearly) every run, today's included; add "
             "--yes to confirm, or give a longer cutoff such as 90d"
         )

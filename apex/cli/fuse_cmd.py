@@ -1,28 +1,25 @@
-"""``apex fuse``: one fusion cycle with live progress, or a JSONL batch of them."""
+"""``apex fuse``: one fusion cycle with live progress, or a JSONL batch of them.
+
+Heavy imports (the graph, the store, the client) happen inside the command, so ``apex fuse
+--help`` and every other command start fast.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import json
-from collections.abc import Coroutine
+import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.live import Live
-from rich.panel import Panel
-from rich.table import Table
-from rich.text import Text
 
-from apex.cli.common import EXIT_NOT_RECORDED, console, fail, guarded, print_json, print_line, run
-from apex.errors import ConfigError, RunNotRecorded
-from apex.fusion import FusionEvent, check_workflow, fuse, resolve_workflow
-from apex.graph.types import Analysis, Candidate, FusionResult
-from apex.models.client import ModelClient
-from apex.models.local import DEMO_MODEL_NOTE
-from apex.store import EvidenceStore
-from apex.workflow import MAX_OPTIONS, Workflow, not_utf8
+from apex.cli.common import EXIT_NOT_RECORDED, bad_input, fail, guarded, print_json, run
+from apex.cli.exits import failure_exit
 
+if TYPE_CHECKING:
+    from apex.graph.types import FusionResult
+
+MAX_OPTIONS = 26
+"""The most options a choice question may have (``apex.workflow.MAX_OPTIONS``)."""
 DEFAULT_BATCH_CONCURRENCY = 4
 
 
@@ -36,7 +33,7 @@ def _models(option: str, value: str | None) -> list[str] | None:
         return None
     models = _split(value)
     if not models:
-        fail(f"{option} {value!r}: give at least one provider:model, comma-separated")
+        bad_input(f"{option} {value!r}: give at least one provider:model, comma-separated")
     return models
 
 
@@ -48,179 +45,27 @@ def result_json(result: FusionResult) -> dict[str, Any]:
     return data
 
 
-class _Progress:
-    """A live table of panel members while the cycle runs."""
-
-    def __init__(self, workflow: Workflow) -> None:
-        self.rows: dict[int, tuple[str, str, str]] = {
-            i: (m.model, "running", "") for i, m in enumerate(workflow.panel)
-        }
-        self.stage = "panel answering"
-
-    def table(self) -> Table:
-        table = Table("#", "model", "status", "latency", title=self.stage, title_justify="left")
-        for i, (model, status, latency) in sorted(self.rows.items()):
-            table.add_row(str(i + 1), model, status, latency)
-        return table
-
-    def update(self, event: FusionEvent) -> None:
-        if event.kind == "candidate":
-            cand: Candidate = event.data
-            status = "ok" if cand.ok else f"failed: {cand.failure.kind if cand.failure else '?'}"
-            self.rows[cand.member] = (cand.model, status, f"{cand.call.latency_s:.2f}s")
-            if all(r[1] != "running" for r in self.rows.values()):
-                self.stage = "critics and judge"
-        elif event.kind == "critique":
-            self.stage = "judge"
-        elif event.kind == "judge":
-            self.stage = "synthesizing"
-
-
-def _show(result: FusionResult) -> None:
-    ok = result.ok
-    console.print(
-        Panel(
-            Text(result.answer or "(no answer)"),  # a model's text, never console markup
-            title=f"answer · {result.synthesis_path}",
-            border_style="green" if ok else "red",
-        )
-    )
-    analysis = result.analysis
-    no_points = "(none)" if result.judge_model else "(no judge verdict)"
-    for name in Analysis.model_fields:
-        console.print(f"[bold]{name.replace('_', ' ')}[/bold]")
-        for point in getattr(analysis, name) or [no_points]:
-            console.print(f"  • {point}", markup=False, highlight=False)
-    table = Table(
-        "role", "label", "model", "ok", "score", "latency", "tokens", "cost", title="calls"
-    )
-    labels = {c.member: c.label or "-" for c in result.candidates}
-    scores: dict[int | None, float | None] = {c.member: c.score for c in result.candidates}
-    for call in result.calls:
-        tokens = (
-            "?"
-            if call.prompt_tokens is None or call.completion_tokens is None
-            else str(call.prompt_tokens + call.completion_tokens)
-        )
-        table.add_row(
-            call.role,
-            labels.get(call.member, "-") if call.member is not None else "-",
-            call.model,
-            "yes" if call.ok else (call.failure_kind or "no"),
-            "-" if (score := scores.get(call.member)) is None else f"{score:.2f}",
-            f"{call.latency_s:.2f}s",
-            tokens,
-            "?" if call.cost_usd is None else f"${call.cost_usd:.6f}",
-        )
-    console.print(table)
-    cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
-    console.print(f"[dim]run {result.run_id} · {result.latency_s:.2f}s · cost {cost}[/dim]")
-
-
-def _batch_lines(path: Path) -> list[str]:
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        return data.decode("utf-8-sig").splitlines()
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: {not_utf8(data, exc)}") from None
-
-
-def _check_item(item: Any, where: str) -> dict[str, Any]:
-    """A batch line's object, its fields checked; a ConfigError naming the line otherwise."""
-    if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
-        raise ConfigError(f'{where}: each line needs a "prompt" string')
-    if not item["prompt"].strip():
-        raise ConfigError(f'{where}: "prompt" is empty; give the question to fuse')
-    category = item.get("category")
-    if category is not None and (not isinstance(category, str) or not category.strip()):
-        raise ConfigError(
-            f'{where}: "category" must be a non-empty string (got {json.dumps(category)}); '
-            'quote it, e.g. "category": "math"'
-        )
-    for key in ("id", "expected"):
-        value = item.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, str | int)):
-            raise ConfigError(
-                f'{where}: "{key}" must be a string or a whole number (got {json.dumps(value)})'
-            )
-    options = item.get("n_options")
-    if options is not None and (type(options) is not int or not 2 <= options <= MAX_OPTIONS):
-        raise ConfigError(f'{where}: "n_options" must be a whole number from 2 to {MAX_OPTIONS}')
-    return item
-
-
-def read_batch(path: Path) -> list[dict[str, Any]]:
-    """The items of a batch file: JSON lines with a "prompt" (and "id", "category", "expected",
-    "n_options"), in UTF-8; every bad line is refused with one line naming it."""
-    items: list[dict[str, Any]] = []
-    for number, line in enumerate(_batch_lines(path), 1):
-        if not line.strip():
-            continue
+def read_prompt(prompt: str | None, prompt_file: Path | None) -> str | None:
+    """The prompt: the argument, ``-`` for standard input, or ``--prompt-file``'s text."""
+    if prompt_file is not None:
+        if prompt is not None:
+            bad_input("give the prompt as an argument or with --prompt-file, not both")
         try:
-            item = json.loads(line)
-        except ValueError:
-            raise ConfigError(f"{path}:{number}: not a JSON object") from None
-        item = _check_item(item, f"{path}:{number}")
-        item["id"] = str(item.get("id", number))
-        items.append(item)
-    return items
-
-
-async def kept(coro: Coroutine[Any, Any, FusionResult]) -> tuple[FusionResult, str | None]:
-    """The result of a fusion, and why its run was not recorded (None when it was): a store
-    that fails after the panel answered never costs the answer."""
-    try:
-        return await coro, None
-    except RunNotRecorded as exc:
-        return exc.result, str(exc)
-
-
-async def _batch(
-    items: list[dict[str, Any]],
-    workflow: Workflow,
-    concurrency: int,
-    category: str | None,
-    store: EvidenceStore | None,
-) -> tuple[int, list[str]]:
-    """Fuse every item, printing one JSON line each; the failed count and the store errors."""
-    gate = asyncio.Semaphore(concurrency)
-    failures = 0
-    unrecorded: list[str] = []
-    async with ModelClient(workflow.client_settings) as client:
-        check_workflow(workflow, client)
-
-        async def one(item: dict[str, Any]) -> None:
-            nonlocal failures
-            async with gate:
-                expected = item.get("expected")
-                result, not_recorded = await kept(
-                    fuse(
-                        item["prompt"],
-                        workflow=workflow,
-                        client=client,
-                        category=item.get("category") or category,
-                        store=store,
-                        expected=None if expected is None else str(expected),
-                        n_options=item.get("n_options"),
-                    )
-                )
-            failures += not result.ok
-            line = {"id": item["id"], "expected": item.get("expected")} | result_json(result)
-            if not_recorded is not None:
-                unrecorded.append(not_recorded)
-                line |= {"recorded": False, "store_error": not_recorded}
-            print_line(json.dumps(line))
-
-        await asyncio.gather(*(one(item) for item in items))
-    return failures, unrecorded
+            return prompt_file.read_text(encoding="utf-8-sig")
+        except OSError as exc:
+            bad_input(f"--prompt-file {prompt_file}: cannot read: {exc.strerror}")
+        except UnicodeDecodeError:
+            bad_input(f"--prompt-file {prompt_file}: not UTF-8 text; save it as UTF-8")
+    if prompt == "-":
+        return sys.stdin.read()
+    return prompt
 
 
 @guarded
 def fuse_command(
-    prompt: Annotated[str | None, typer.Argument(help="The prompt (omit with --batch).")] = None,
+    prompt: Annotated[
+        str | None, typer.Argument(help="The prompt; - reads it from stdin (omit with --batch).")
+    ] = None,
     workflow: Annotated[
         str | None, typer.Option("--workflow", "-w", help="Workflow name or TOML path.")
     ] = None,
@@ -235,6 +80,9 @@ def fuse_command(
         typer.Option(
             help='JSONL file of {"id", "prompt", "category"?, "expected"?, "n_options"?}.'
         ),
+    ] = None,
+    prompt_file: Annotated[
+        Path | None, typer.Option("--prompt-file", help="Read the prompt from this file.")
     ] = None,
     concurrency: Annotated[
         int, typer.Option(min=1, help="Fusions in flight with --batch.")
@@ -254,60 +102,91 @@ def fuse_command(
     ] = True,
 ) -> None:
     """Fuse a panel's answers: parallel panel, critics, blind judge, synthesis."""
+    from apex.cli.fuse_batch import kept, read_batch, run_batch
+    from apex.cli.stores import open_store
+    from apex.fusion import fuse, resolve_workflow
+
     critics = [] if critic == "" else _split(critic)  # --critic '' removes the critics
     if judge is not None and not judge.strip():
-        fail("--judge '': give the judge as provider:model, or leave --judge out")
+        bad_input("--judge '': give the judge as provider:model, or leave --judge out")
+    if batch is not None and (prompt is not None or prompt_file is not None):
+        bad_input("give a PROMPT or --batch FILE.jsonl, not both (the batch holds the prompts)")
+    text = read_prompt(prompt, prompt_file)
     models = _models("--panel", panel)
     wf = resolve_workflow(workflow, panel=models, judge=judge, critics=critics)
-    if batch is None and not (prompt or "").strip():
-        fail("give a PROMPT, or --batch FILE.jsonl")
+    if batch is None and not (text or "").strip():
+        bad_input("give a PROMPT (- reads stdin), --prompt-file F, or --batch FILE.jsonl")
     if category is not None and not category.strip():
-        fail("--category '': give a category name, or leave --category out")
-    store = EvidenceStore(db, workflow_db=wf.db) if record else None
+        bad_input("--category '': give a category name, or leave --category out")
+    items = read_batch(batch) if batch is not None else []
+    store = open_store(db, wf.db, write=True) if record else None
     try:
         if batch is not None:
-            failed, unrecorded = run(_batch(read_batch(batch), wf, concurrency, category, store))
+            results, unrecorded = run(run_batch(items, wf, concurrency, category, store))
             if unrecorded:
                 fail(
                     f"{len(unrecorded)} run(s) were not recorded (each line says why); the first: "
                     f"{unrecorded[0]}",
                     code=EXIT_NOT_RECORDED,
                 )
-            raise typer.Exit(1 if failed else 0)
-        assert prompt is not None
+            failed = [r for r in results if not r.ok]
+            raise typer.Exit(_failed_exit(failed) if failed else 0)
+        assert text is not None
         if json_out:
             result, not_recorded = run(
-                kept(fuse(prompt, workflow=wf, category=category, store=store, n_options=n_options))
+                kept(fuse(text, workflow=wf, category=category, store=store, n_options=n_options))
             )
             data = result_json(result)
             print_json(data | ({"recorded": False} if not_recorded is not None else {}))
         else:
-            progress = _Progress(wf)
-            with Live(progress.table(), console=console, transient=True) as live:
-
-                def on_event(event: FusionEvent) -> None:
-                    progress.update(event)
-                    live.update(progress.table())
-
-                result, not_recorded = run(
-                    kept(
-                        fuse(
-                            prompt,
-                            workflow=wf,
-                            category=category,
-                            on_event=on_event,
-                            store=store,
-                            n_options=n_options,
-                        )
-                    )
-                )
-            _show(result)
-            if any(c.model.startswith("local:smollm2") for c in result.candidates):
-                console.print(f"[dim]{DEMO_MODEL_NOTE}[/dim]")
+            result, not_recorded = _fuse_live(text, wf, category, store, n_options)
         if not_recorded is not None:
             fail(not_recorded, code=EXIT_NOT_RECORDED)
         if not result.ok:
-            raise typer.Exit(1)
+            raise typer.Exit(_failed_exit([result]))
     finally:
         if store is not None:
             store.close()
+
+
+def _failed_exit(results: list[FusionResult]) -> int:
+    """Unreachable when every failed panel call of these results was a connection failure."""
+    kinds = [c.failure_kind or "" for r in results for c in r.calls if not c.ok]
+    return failure_exit(kinds)
+
+
+def _fuse_live(
+    text: str, wf: Any, category: str | None, store: Any, n_options: int | None
+) -> tuple[FusionResult, str | None]:
+    """One cycle with a live table of the panel, then the result screen."""
+    from rich.live import Live
+
+    from apex.cli.common import console
+    from apex.cli.fuse_batch import kept
+    from apex.cli.fuse_show import LiveProgress, show_result
+    from apex.fusion import FusionEvent, fuse
+    from apex.models.local import DEMO_MODEL_NOTE
+
+    progress = LiveProgress(wf)
+    with Live(progress.table(), console=console, transient=True) as live:
+
+        def on_event(event: FusionEvent) -> None:
+            progress.update(event)
+            live.update(progress.table())
+
+        result, not_recorded = run(
+            kept(
+                fuse(
+                    text,
+                    workflow=wf,
+                    category=category,
+                    on_event=on_event,
+                    store=store,
+                    n_options=n_options,
+                )
+            )
+        )
+    show_result(result)
+    if any(c.model.startswith("local:smollm2") for c in result.candidates):
+        console.print(f"[dim]{DEMO_MODEL_NOTE}[/dim]")
+    return result, not_recorded

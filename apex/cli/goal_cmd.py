@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -14,8 +15,10 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from apex.cli.common import console, fail, guarded, print_json, run
+from apex.cli.common import bad_input, console, guarded, print_json, run
 from apex.cli.db_cmd import parse_duration
+from apex.cli.exits import goal_exit
+from apex.fusion import check_workflow
 from apex.goals.lease import Holder
 from apex.goals.loop import GoalEvent
 from apex.goals.queue import enqueue
@@ -24,9 +27,10 @@ from apex.goals.store import GoalStore
 from apex.goals.types import TERMINAL_STATES, GoalStatus, Limits
 from apex.goals.verify import VerifierSpec
 from apex.graph.types import Candidate
+from apex.models.client import ModelClient
 from apex.store import EvidenceStore, apex_home
 from apex.workers.registry import live_workers
-from apex.workflow import DEFAULT_WORKFLOW, load_workflow, workflow_text
+from apex.workflow import DEFAULT_WORKFLOW, load_workflow, parse_workflow, workflow_text
 
 app = typer.Typer(help="Goal loops: fusion cycles until a goal is met or a limit is reached.")
 DbOption = Annotated[
@@ -47,9 +51,9 @@ def parse_deadline(value: str) -> datetime:
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
-        fail(f"--deadline: '{value}' is neither a duration (30m, 2h, 1d) nor an ISO time")
+        bad_input(f"--deadline: '{value}' is neither a duration (30m, 2h, 1d) nor an ISO time")
     if moment.tzinfo is None:
-        fail(
+        bad_input(
             f"--deadline: '{value}' has no time zone; add one (e.g. {value}+01:00 or {value}Z) "
             "or give a duration such as 2h"
         )
@@ -61,16 +65,18 @@ def parse_limits(
 ) -> Limits:
     """The goal's limits from CLI options, each bad one refused in one line."""
     if max_cycles < 1:
-        fail(f"--max-cycles {max_cycles}: give at least 1")
+        bad_input(f"--max-cycles {max_cycles}: give at least 1")
     if budget_usd is not None and not (math.isfinite(budget_usd) and budget_usd > 0):
-        fail(f"--budget-usd {budget_usd:g}: give a positive amount in USD, e.g. --budget-usd 0.50")
+        bad_input(
+            f"--budget-usd {budget_usd:g}: give a positive amount in USD, e.g. --budget-usd 0.50"
+        )
     if max_tokens is not None and max_tokens < 1:
-        fail(
+        bad_input(
             f"--max-tokens {max_tokens}: give a positive number of tokens, e.g. --max-tokens 20000"
         )
     moment = parse_deadline(deadline) if deadline else None
     if moment is not None and moment <= datetime.now(UTC):
-        fail(f"--deadline {deadline}: that moment has already passed; give a duration above 0 "
+        bad_input(f"--deadline {deadline}: that moment has already passed; give a duration above 0 "
              "such as 30m, or a time to come")  # fmt: skip
     try:
         return Limits(
@@ -78,20 +84,41 @@ def parse_limits(
         )
     except ValidationError as exc:
         first = exc.errors()[0]
-        fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
+        bad_input(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}")
+
+
+def missing_program(command: str) -> str | None:
+    """Why ``command``'s program cannot run (not found, not executable), or None when it can.
+
+    The shell itself answers (``command -v``), so builtins, functions and paths all count.
+    """
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        return f"cannot be parsed ({exc})"
+    words = [w for w in words if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", w)]
+    if not words:
+        return "names no program"
+    found = subprocess.run(
+        ["sh", "-c", 'command -v -- "$1"', "sh", words[0]], capture_output=True, check=False
+    )
+    return None if found.returncode == 0 else f"no program {words[0]!r} on PATH"
 
 
 def parse_verifier(command: str | None, match: str | None) -> VerifierSpec | None:
     """The verifier of ``--verify CMD`` or ``--match REGEX`` (one line on a bad one)."""
     if command and match:
-        fail("give either --verify or --match, not both")
+        bad_input("give either --verify or --match, not both")
     if command:
+        missing = missing_program(command)
+        if missing:
+            bad_input(f"--verify {command!r}: {missing}; give a command that exists")
         return VerifierSpec(kind="command", value=command)
     if match:
         try:
             re.compile(match)
         except re.error as exc:
-            fail(f"--match is not a valid regex: {exc}")
+            bad_input(f"--match is not a valid regex: {exc}")
         return VerifierSpec(kind="regex", value=match)
     return None
 
@@ -117,6 +144,9 @@ class _Progress:
                 f"  judge: {verdict[summary.judge_met]} · verifier: {verdict[summary.verified]}"
                 f" · blocker: {summary.blocker or '-'} · cost so far ${self.cost:.4f}"
             )
+            if summary.verified is False and summary.feedback.strip():
+                for line in summary.feedback.strip().splitlines()[:3]:  # the verifier's first
+                    console.print(f"  verifier: {line[:160]}", markup=False, highlight=False)
         elif event.kind == "state":
             console.print(f"goal {event.goal_id}: {event.data}")
 
@@ -161,16 +191,18 @@ def start(
 ) -> None:
     """Start a goal: prints its id, then live progress (unless --detach or --queue)."""
     limits = parse_limits(max_cycles, budget_usd, max_tokens, deadline)
+    verifier = parse_verifier(verify, match)
     text, source = workflow_text(workflow)
+    wf = parse_workflow(text, source)
+    check_workflow(wf, ModelClient(wf.client_settings))  # providers and keys, before the goal
     store = _store(db, source)
-    del text  # validated here, before the goal exists
     goal = Goal(
         objective,
         criteria=criteria,
         category=category,
         workflow=source,
         limits=limits,
-        verifier=parse_verifier(verify, match),
+        verifier=verifier,
         store=store,
         on_event=None if detach or queue else _Progress(),
     )
@@ -187,7 +219,13 @@ def start(
         _spawn_resume(goal.id, db)
         return
     holder = Holder("apex goal start")
-    _show_status(run(drive(goal.spec, goal.store, None, goal.on_event, holder=holder)))
+    _finish(run(drive(goal.spec, goal.store, None, goal.on_event, holder=holder)))
+
+
+def _finish(status: GoalStatus) -> None:
+    """Show where the goal stands and exit with its state's status (see apex/cli/exits.py)."""
+    _show_status(status)
+    raise typer.Exit(goal_exit(status.state))
 
 
 def _spawn_resume(goal_id: str, db: str | None) -> None:
@@ -218,12 +256,12 @@ def resume_command(
     if queue:
         status = GoalStore(store).status(goal_id)
         if status.state in TERMINAL_STATES:
-            fail(f"goal {goal_id} is {status.state} ({status.reason}); nothing to resume")
+            bad_input(f"goal {goal_id} is {status.state} ({status.reason}); nothing to resume")
         enqueue(store, status.spec)
         console.print(f"goal {goal_id}: queued")
         return
     holder = Holder("apex goal resume")
-    _show_status(run(resume(goal_id, store=store, on_event=_Progress(), holder=holder)))
+    _finish(run(resume(goal_id, store=store, on_event=_Progress(), holder=holder)))
 
 
 @app.command("pause")

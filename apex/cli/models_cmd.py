@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from apex.cli.common import console, fail, guarded, print_json, run
+from apex.cli.exits import failure_exit
 from apex.errors import ApexError, MissingAPIKeyError
 from apex.models import ChatRequest, ChatResult, ModelClient
 from apex.models.local import DEMO_MODEL_NOTE
@@ -117,9 +118,12 @@ def ask(
     result = run(call())
     if json_out:
         print_json(result.model_dump(mode="json") | {"tokens": result.usage.total_tokens})
-        raise typer.Exit(0 if result.ok else 1)
+        raise typer.Exit(0 if result.failure is None else failure_exit([result.failure.kind]))
     if result.failure is not None:
-        fail(f"{model}: {result.failure.kind}: {result.failure.message}")
+        fail(
+            f"{model}: {result.failure.kind}: {result.failure.message}",
+            failure_exit([result.failure.kind]),
+        )
     console.print(result.text, markup=False, highlight=False)
     cost = "unknown" if result.cost_usd is None else f"${result.cost_usd:.6f}"
     console.print(

@@ -21,7 +21,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from apex.cli.common import console, fail, guarded, print_json
+from apex.cli.common import bad_input, console, guarded, print_json
 from apex.errors import ReplayDataError
 from apex.evidence import GLOBAL_CATEGORY, ReplayReport, load_answers, run_replay
 from apex.evidence.replay import AnswerTable
@@ -42,23 +42,23 @@ def _split(value: str | None) -> list[str] | None:
 
 def _load(path: Path, panel: list[str] | None) -> AnswerTable:
     if not path.is_file():
-        fail(
+        bad_input(
             f"{path}: no such file; give the path of a recorded panel's answers CSV ({CSV_FORMAT})"
         )
     try:
         table = load_answers(path)
     except ReplayDataError as exc:
-        fail(f"{exc}; {CSV_FORMAT}")
+        bad_input(f"{exc}; {CSV_FORMAT}")
     for model in panel or []:
         if model not in table.models:
             near = difflib.get_close_matches(model, table.models, n=1)
             hint = f"did you mean {near[0]}?" if near else "check its spelling"
-            fail(
+            bad_input(
                 f"{path}: --panel model {model!r} is not a column of the file; {hint} "
                 f"(columns: {', '.join(table.models)})"
             )
     if panel is not None and (not panel or len(set(panel)) != len(panel)):
-        fail("--panel: give distinct model columns separated by commas, e.g. --panel m1,m2,m3")
+        bad_input("--panel: give distinct model columns separated by commas, e.g. --panel m1,m2,m3")
     return table
 
 
@@ -69,7 +69,7 @@ def _open_store(db: str, panel: Sequence[str]) -> EvidenceStore:
     if held:
         name = store.masked_url
         store.close()
-        fail(
+        bad_input(
             f"{name} already holds evidence for {', '.join(held[:3])}"
             f"{' and others' if len(held) > 3 else ''}: a replay starts from no evidence; "
             "give --db a new database, e.g. --db /tmp/replay.db"
@@ -194,7 +194,7 @@ def replay(
         try:
             plot_replay(report, plot)
         except (OSError, ValueError) as exc:
-            fail(f"{plot}: cannot write the plot: {exc}; give a writable path ending in .png")
+            bad_input(f"{plot}: cannot write the plot: {exc}; give a writable path ending in .png")
     if json_out:
         print_json(report_json(report, where))
     else:

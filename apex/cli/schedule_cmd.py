@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from apex.cli.common import console, fail, guarded
+from apex.cli.common import bad_input, console, fail, guarded
 from apex.cli.db_cmd import parse_duration
 from apex.cli.goal_cmd import parse_verifier
 from apex.goals.queue import enqueue
@@ -77,15 +77,17 @@ def add(
 ) -> None:
     """Add a schedule; any worker of its database fires it from now on."""
     if overlap not in ("skip", "queue"):
-        fail(f"--overlap: '{overlap}' is neither skip nor queue")
+        bad_input(f"--overlap: '{overlap}' is neither skip nor queue")
     if catch_up not in ("once", "skip"):
-        fail(f"--catch-up: '{catch_up}' is neither once nor skip")
+        bad_input(f"--catch-up: '{catch_up}' is neither once nor skip")
     deadline_s = None
     if deadline is not None:
         try:
             deadline_s = parse_duration(deadline).total_seconds()
         except ValueError:
-            fail(f"--deadline: '{deadline}' is not a duration (30m, 2h, 1d); it counts per firing")
+            bad_input(
+                f"--deadline: '{deadline}' is not a duration (30m, 2h, 1d); it counts per firing"
+            )
     schedule = Schedule(
         name,
         objective=objective,

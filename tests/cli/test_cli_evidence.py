@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from apex.cli.exits import EXIT_BAD_INPUT
 from apex.cli.main import app
 from apex.evidence import GLOBAL_CATEGORY, panel_weights
 from apex.store import EvidenceStore
@@ -112,6 +113,6 @@ def test_store_url_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 
 def test_unknown_workflow_is_one_line(tmp_path: Path) -> None:
     result = runner.invoke(app, ["evidence", "-w", str(tmp_path / "nope.toml")])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_BAD_INPUT
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "nope.toml" in lines[0] and lines[0].startswith("error: ")

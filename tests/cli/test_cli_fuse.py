@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from apex.cli.exits import EXIT_BAD_INPUT
 from apex.cli.main import app
 from apex.testing import Reply, TestServer, roles
 from tests.conftest import lab_toml
@@ -104,7 +105,7 @@ def test_batch_bad_line_is_one_line_error(tmp_path: Path, server: TestServer) ->
     batch = tmp_path / "bad.jsonl"
     batch.write_text('{"prompt": "ok"}\n{"id": 2}\n')
     result = runner.invoke(app, ["fuse", "--batch", str(batch), "-w", lab_file(tmp_path, server)])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_BAD_INPUT
     assert f"{batch}:2" in result.stderr and '"prompt"' in result.stderr
 
 

@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from apex import __version__
+from apex.cli.exits import EXIT_BAD_INPUT, EXIT_UNREACHABLE
 from apex.cli.main import app
 from apex.testing import Reply, TestServer
 from tests.conftest import lab_toml
@@ -68,7 +69,7 @@ def test_models_checks_reachability(server: TestServer, tmp_path: Path) -> None:
 )
 def test_one_line_errors(args: list[str], needle: str) -> None:
     result = runner.invoke(app, args)
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_BAD_INPUT
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and lines[0].startswith("error: ")
 
@@ -77,7 +78,7 @@ def test_unreachable_base_url(tmp_path: Path) -> None:
     path = tmp_path / "dead.toml"
     path.write_text(lab_toml("http://127.0.0.1:9/v1").replace("max_retries = 2", "max_retries = 0"))
     result = runner.invoke(app, ["ask", "lab:m1", "hi", "-w", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_UNREACHABLE
     assert "connection" in result.stderr and "127.0.0.1:9" in result.stderr
 
 
@@ -87,5 +88,5 @@ def test_bad_workflow_names_file_and_key(tmp_path: Path) -> None:
         'name = "x"\nquorum = "many"\n[[panel]]\nmodel = "a:b"\n[judge]\nmodel = "a:b"\n'
     )
     result = runner.invoke(app, ["models", "-w", str(path)])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_BAD_INPUT
     assert str(path) in result.stderr and "quorum" in result.stderr

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from apex.cli.exits import EXIT_BAD_INPUT
 from apex.cli.main import app
 from apex.evidence.replay import default_data_path
 from apex.store import EvidenceStore
@@ -30,7 +31,7 @@ def replay_json(*args: str) -> dict[str, Any]:
 
 def one_line_error(args: list[str]) -> str:
     result = runner.invoke(app, ["replay", *args])
-    assert result.exit_code == 1, result.output
+    assert result.exit_code == EXIT_BAD_INPUT, result.output
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     return lines[0]

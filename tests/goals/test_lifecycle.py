@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from typer.testing import CliRunner
 
 import apex
+from apex.cli.exits import EXIT_BAD_INPUT
 from apex.cli.main import app
 from apex.errors import GoalError
 from apex.goals.runner import Goal, resume
@@ -79,7 +80,7 @@ def test_a_deadline_without_a_time_zone_is_refused(tmp_path: Path, inproc: InPro
     result = CliRunner().invoke(
         app, ["goal", "start", "x", "-w", path, "--deadline", "2027-01-01T09:00"]
     )
-    assert result.exit_code == 1 and len(result.stderr.splitlines()) == 1
+    assert result.exit_code == EXIT_BAD_INPUT and len(result.stderr.splitlines()) == 1
     assert "'2027-01-01T09:00' has no time zone; add one (e.g. 2027-01-01T09:00+01:00" in (
         result.stderr
     )

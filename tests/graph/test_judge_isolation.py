@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from apex.cli.exits import EXIT_BAD_INPUT
 from apex.cli.main import app
 from apex.errors import WorkflowFileError
 from apex.fusion import fuse
@@ -140,7 +141,7 @@ def test_self_judge_refused_by_batch(tmp_path: Path) -> None:
     batch = tmp_path / "b.jsonl"
     batch.write_text('{"prompt": "q"}\n')
     out = runner.invoke(app, ["fuse", "--batch", str(batch), "-w", str(self_judging(tmp_path))])
-    assert out.exit_code == 1 and out.stdout == ""
+    assert out.exit_code == EXIT_BAD_INPUT and out.stdout == ""
     assert out.stderr.count("\n") == 1 and "allow_self_judge = true" in out.stderr
 
 
@@ -148,7 +149,7 @@ def test_self_judge_refused_by_goals(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'g.db'}"
     path = self_judging(tmp_path)
     out = runner.invoke(app, ["goal", "start", "q", "-w", str(path), "--db", db])
-    assert out.exit_code == 1 and "also sits on the panel" in out.stderr
+    assert out.exit_code == EXIT_BAD_INPUT and "also sits on the panel" in out.stderr
     with EvidenceStore(db) as store:
         assert GoalStore(store).all() == []  # refused before the goal was created
         with pytest.raises(WorkflowFileError, match="allow_self_judge"):

@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from apex.cli.db_cmd import parse_duration
+from apex.cli.exits import EXIT_BAD_INPUT
 from apex.cli.main import app
 from apex.store import EvidenceStore, head_revision
 from tests.store.factories import events_for, fusion_result, record_fusion
@@ -79,7 +80,7 @@ def test_prune(tmp_path: Path) -> None:
 
 def test_prune_bad_duration_is_one_line() -> None:
     result = runner.invoke(app, ["db", "prune", "--older-than", "soon"])
-    assert result.exit_code == 1
+    assert result.exit_code == EXIT_BAD_INPUT
     assert result.stderr.strip().splitlines() == [
         "error: --older-than: 'soon' is not a duration; use a number and a unit: "
         "90d, 12h, 30m, 45s or 2w"
