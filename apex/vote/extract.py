@@ -82,7 +82,6 @@ def _final_letters(text: str) -> list[str]:
     return letters
 
 
-@lru_cache(maxsize=8192)  # pure; panels repeat short answers ("(B)", "The answer is C.") often
 def extract_choice(text: str) -> str | None:
     """The letter A-J that ``text`` commits to, or None when it commits to none or to several.
 
@@ -92,6 +91,15 @@ def extract_choice(text: str) -> str | None:
     options, "A B C D", a refusal ("I cannot determine the answer.") and an answer that only
     mentions letters ("A definitive answer...", "Option (B) is wrong") all abstain.
     """
+    return _short_choice(text) if len(text) <= 256 else _choice(text)
+
+
+@lru_cache(maxsize=8192)  # short answers ("(B)", "The answer is C.") repeat across questions
+def _short_choice(text: str) -> str | None:
+    return _choice(text)
+
+
+def _choice(text: str) -> str | None:
     plain = _plain(text)
     letters: list[str] = []
     for marker in _MARKER.finditer(plain):
