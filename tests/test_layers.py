@@ -14,7 +14,7 @@ APEX = Path(__file__).resolve().parent.parent / "apex"
 
 FLOORS: list[list[str]] = [
     ["apex", "apex.cli", "apex.server", "apex.workers"],
-    ["apex.goals"],
+    ["apex.goals", "apex.report"],
     ["apex.fusion", "apex.feedback", "apex.recording", "apex.testing", "apex.tracing"],
     ["apex.graph", "apex.evidence"],
     ["apex.vote"],
