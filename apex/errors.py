@@ -15,7 +15,7 @@ contain an API key.
     ├── ModelCallError              a model call ended in a typed failure (``.failure``)
     │   ├── CallTimeout             timeout
     │   ├── RateLimited             rate_limited
-    │   ├── HTTPStatusFailure       http_error (``.failure.status``)
+    │   ├── HTTPStatusFailure       http_error, bad_request (``.failure.status``)
     │   ├── ConnectionFailure       connection (also: unreachable base URL)
     │   ├── MalformedResponse       malformed_response
     │   ├── EmptyResponse           empty

@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from apex.workflow import Workflow
 
 _FILLER = re.compile(
-    r"\b(?:[A-Za-z]|\d+(?:\.\d+)?|none|n/?a|null|nothing|and|or|candidates?|labels?)\b",
+    r"\b(?:[A-Za-z]|\d+(?:\.\d+)?|none|n/?a|null|nothing|no|not|any|and|or|all|candidates?"
+    r"|labels?|noticed|found|identified|observed|notable|apparent|detected|applicable"
+    r"|consensus|contradictions?|partial|coverage|unique|insights?|blind|spots?)\b",
     re.IGNORECASE,
 )
 TRUNCATED = "cut off at max_tokens"
@@ -71,9 +73,7 @@ def truncated_members(result: FusionResult) -> set[int]:
     return {
         c.member
         for c in result.calls
-        if c.role == "panel"
-        and c.member is not None
-        and getattr(c, "finish_reason", None) == "length"
+        if c.role == "panel" and c.member is not None and c.finish_reason == "length"
     }
 
 
@@ -114,7 +114,7 @@ def _candidates(result: FusionResult, cut: set[int]) -> None:
     table = Table("label", "model", "status", "score", "latency", "tokens", "cost", title="panel")
     for c in result.candidates:
         if c.ok:
-            status = "ok" + (f" ({TRUNCATED})" if c.member in cut else "")
+            status = "ok, cut off" if c.member in cut else "ok"
         else:
             status = (c.error or "failed").split(":", 1)[0]
         table.add_row(

@@ -178,6 +178,8 @@ def cycle_events(
     else:
         for call in record.calls:
             retries = call.retries or None  # weak failure evidence on the call's own event
+            if not call.ok and call.failure_kind == "bad_request":
+                continue  # the caller's request was refused: nothing about the model
             if not call.ok:
                 kind = call.failure_kind or "malformed_response"
                 events.append(

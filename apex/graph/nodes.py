@@ -141,6 +141,7 @@ def call_record(role: Role, result: ChatResult, member: int | None = None) -> Ca
         completion_tokens=result.usage.completion_tokens,
         cost_usd=result.cost_usd,
         attempts=result.attempts,
+        finish_reason=result.finish_reason,
     )
 
 

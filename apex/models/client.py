@@ -35,6 +35,9 @@ DEFAULT_BACKOFF_S = 0.5
 DEFAULT_MAX_BACKOFF_S = 20.0
 DEFAULT_MAX_RETRY_AFTER_S = 60.0
 HTTP_CLIENT_CONNECTIONS = 32
+CALLER_ERROR_STATUSES = frozenset({400, 413, 422})
+"""Statuses that blame the request, not the model (too long for the context, a bad argument):
+the failure kind ``bad_request``, which is never evidence against the model."""
 """Most connections one httpx client holds: its pool does work quadratic in the requests it
 holds, so a provider allowing more calls in flight spreads them over several clients."""
 _RETRYABLE: frozenset[FailureKind] = frozenset({"rate_limited", "connection"})
@@ -284,7 +287,8 @@ class ModelClient:
             return attempt
         if status >= 400:
             hint = _status_hint(status, provider)
-            return fail("http_error", f"HTTP {status}: {_error_text(response)}{hint}", status)
+            kind: FailureKind = "bad_request" if status in CALLER_ERROR_STATUSES else "http_error"
+            return fail(kind, f"HTTP {status}: {_error_text(response)}{hint}", status)
         return self._parse(spec, response, request)
 
     def _parse(self, spec: str, response: httpx.Response, request: ChatRequest) -> _Attempt:

@@ -18,8 +18,11 @@ FailureKind = Literal[
     "empty",
     "refusal",
     "schema_mismatch",
+    "bad_request",
 ]
-"""Every way a model call can fail; each becomes an evidence row."""
+"""Every way a model call can fail; each becomes an evidence row, except ``bad_request``: a
+request the provider refused as the caller's error (HTTP 400, 413, 422: a prompt longer than the
+context, a bad argument) says nothing about the model and is never evidence against it."""
 
 FAILURE_KINDS: tuple[FailureKind, ...] = (
     "timeout",
@@ -30,6 +33,7 @@ FAILURE_KINDS: tuple[FailureKind, ...] = (
     "empty",
     "refusal",
     "schema_mismatch",
+    "bad_request",
 )
 
 
@@ -112,6 +116,7 @@ _EXCEPTION_BY_KIND: dict[FailureKind, type[errors.ModelCallError]] = {
     "empty": errors.EmptyResponse,
     "refusal": errors.RefusalResponse,
     "schema_mismatch": errors.SchemaMismatch,
+    "bad_request": errors.HTTPStatusFailure,
 }
 
 
@@ -176,3 +181,5 @@ class CallRecord(BaseModel):
     """Reported or priced cost; None when unknown."""
     attempts: int = 1
     """HTTP attempts."""
+    finish_reason: str | None = None
+    """The provider's finish reason (``length``: the answer was cut off at ``max_tokens``)."""

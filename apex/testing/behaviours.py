@@ -28,6 +28,8 @@ class Reply:
     completion_tokens: int = 5
     cost: float | None = None
     """Reported ``usage.cost`` (as OpenRouter does), or None to report no cost."""
+    finish_reason: str = "stop"
+    """The choice's finish reason (``length``: cut off at ``max_tokens``)."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,13 @@ def completion(model: str, text: str | None, reply: Reply | None, refusal: str |
         "id": "chatcmpl-test",
         "object": "chat.completion",
         "model": model,
-        "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": reply.finish_reason if reply is not None else "stop",
+            }
+        ],
         "usage": usage,
     }
     return json.dumps(payload).encode()

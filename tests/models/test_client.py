@@ -75,7 +75,7 @@ async def test_4xx_is_not_retried(server: TestServer, lab: Workflow) -> None:
     server.script("m1", Fail(400), Reply("never"))
     async with client(lab) as c:
         result = await c.chat("lab:m1", ChatRequest.of("q"))
-    assert result.failure is not None and result.failure.kind == "http_error"
+    assert result.failure is not None and result.failure.kind == "bad_request"
     assert result.failure.status == 400 and result.attempts == 1
     with pytest.raises(HTTPStatusFailure):
         result.raise_for_failure()
