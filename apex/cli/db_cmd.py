@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from apex.cli.common import bad_input, console, fail, guarded, print_json, run
+from apex.cli.stores import check_named_store
 from apex.goals.store import prune_checkpoints
 from apex.store import EvidenceStore, head_revision, spool
 from apex.store.engine import DAMAGED_FIX
@@ -62,9 +63,14 @@ def parse_duration(text: str) -> timedelta:
     return age
 
 
-def _open(db: str | None, workflow: str | None, *, migrate: bool) -> EvidenceStore:
+def _open(
+    db: str | None, workflow: str | None, *, migrate: bool, write: bool = True
+) -> EvidenceStore:
+    """The store; a named one that does not exist is created only by a command that writes."""
+    from apex.cli.stores import open_store
+
     workflow_db = load_workflow(workflow).db if workflow else None
-    return EvidenceStore(db, workflow_db=workflow_db, migrate=migrate)
+    return open_store(db, workflow_db, write=write, migrate=migrate)
 
 
 @app.command("upgrade")
@@ -115,7 +121,7 @@ def prune(
             f"--older-than {older_than} would prune (nearly) every run, today's included; add "
             "--yes to confirm, or give a longer cutoff such as 90d"
         )
-    with _open(db, workflow, migrate=True) as store:
+    with _open(db, workflow, migrate=True, write=False) as store:
         goals = run(prune_checkpoints(store, age))  # before the VACUUM in store.prune
         report = store.prune(age)
         name = store.masked_url
@@ -145,6 +151,7 @@ def check(
 ) -> None:
     """Check the database's integrity (SQLite quick_check) and its schema; exit 1 if damaged."""
     workflow_db = load_workflow(workflow).db if workflow else None
+    check_named_store(db, workflow_db, write=False)
     with EvidenceStore(db, workflow_db=workflow_db, migrate=False, read_only=True) as store:
         name = store.masked_url
         problems = store.check()

@@ -14,6 +14,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from apex.cli.common import console, guarded, print_json
+from apex.cli.stores import check_named_store
 from apex.evidence import GLOBAL_CATEGORY, panel_weights
 from apex.store import AggKey, EvidenceStore, LeaderboardRow
 from apex.types import Role
@@ -97,6 +98,7 @@ def evidence(
     cat = category or GLOBAL_CATEGORY
     workflow_db = load_workflow(workflow).db if workflow else None
     # Read-only: a healthy database is readable on a read-only file system too.
+    check_named_store(db, workflow_db, write=False)
     with EvidenceStore(db, workflow_db=workflow_db, read_only=True) as store:
         rows = store.leaderboard(category, role)
         weights = _weights(store, rows, cat)

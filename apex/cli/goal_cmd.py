@@ -9,7 +9,8 @@ import shlex
 import subprocess
 import sys
 from datetime import UTC, datetime
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, get_args
 
 import typer
 from pydantic import ValidationError
@@ -24,7 +25,7 @@ from apex.goals.loop import GoalEvent
 from apex.goals.queue import enqueue
 from apex.goals.runner import Goal, drive, resume
 from apex.goals.store import GoalStore
-from apex.goals.types import TERMINAL_STATES, GoalStatus, Limits
+from apex.goals.types import TERMINAL_STATES, GoalStateName, GoalStatus, Limits
 from apex.goals.verify import VerifierSpec
 from apex.graph.types import Candidate
 from apex.models.client import ModelClient
@@ -151,9 +152,12 @@ class _Progress:
             console.print(f"goal {event.goal_id}: {event.data}")
 
 
-def _store(db: str | None, workflow: str | None = None) -> EvidenceStore:
-    """--db, else APEX_DB, else the workflow's ``db`` key (the default workflow's too)."""
-    return EvidenceStore(db, workflow_db=load_workflow(workflow).db)
+def _store(db: str | None, workflow: str | None = None, *, write: bool = False) -> EvidenceStore:
+    """--db, else APEX_DB, else the workflow's ``db`` key (the default workflow's too); a named
+    store that does not exist is created only by ``goal start``."""
+    from apex.cli.stores import open_store
+
+    return open_store(db, load_workflow(workflow).db, write=write)
 
 
 def _show_status(status: GoalStatus) -> None:
@@ -162,6 +166,8 @@ def _show_status(status: GoalStatus) -> None:
     )
     if status.holder:
         console.print(f"run by {status.holder}", markup=False, highlight=False)
+    elif status.state not in TERMINAL_STATES and status.state != "queued":
+        console.print("no live process holds it; `apex goal resume` continues it", highlight=False)
     console.print(
         f"cycles {len(status.cycles)} · cost ${status.cost_usd:.4f} · tokens {status.tokens}"
     )
@@ -170,7 +176,12 @@ def _show_status(status: GoalStatus) -> None:
 @app.command("start")
 @guarded
 def start(
-    objective: Annotated[str, typer.Argument(help="What to achieve.")],
+    objective: Annotated[
+        str | None, typer.Argument(help="What to achieve; - reads it from stdin.")
+    ] = None,
+    prompt_file: Annotated[
+        Path | None, typer.Option("--prompt-file", help="Read the objective from this file.")
+    ] = None,
     criteria: Annotated[str, typer.Option(help="How to tell it is achieved.")] = "",
     verify: Annotated[str | None, typer.Option(help="Shell command; exit 0 means met.")] = None,
     match: Annotated[str | None, typer.Option(help="Regex the answer must contain.")] = None,
@@ -190,14 +201,19 @@ def start(
     db: DbOption = None,
 ) -> None:
     """Start a goal: prints its id, then live progress (unless --detach or --queue)."""
+    from apex.cli.fuse_cmd import read_prompt
+
+    wanted = read_prompt(objective, prompt_file)
+    if wanted is None or not wanted.strip():
+        bad_input("give the OBJECTIVE (- reads stdin) or --prompt-file F")
     limits = parse_limits(max_cycles, budget_usd, max_tokens, deadline)
     verifier = parse_verifier(verify, match)
     text, source = workflow_text(workflow)
     wf = parse_workflow(text, source)
     check_workflow(wf, ModelClient(wf.client_settings))  # providers and keys, before the goal
-    store = _store(db, source)
+    store = _store(db, source, write=True)
     goal = Goal(
-        objective,
+        wanted,
         criteria=criteria,
         category=category,
         workflow=source,
@@ -309,6 +325,9 @@ def list_command(
     workflow: StoreWorkflow = None,
 ) -> None:
     """Every goal, newest first."""
+    states = get_args(GoalStateName)
+    if state is not None and state not in states:
+        bad_input(f"--state {state!r}: not a goal state; use one of {', '.join(states)}")
     table = Table("id", "state", "cycles", "cost", "objective")
     for status in GoalStore(_store(db, workflow)).all(state, schedule):
         table.add_row(

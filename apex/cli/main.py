@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "status": ("apex.cli.status_cmd", "status_command", "Workers, queue and schedules."),
     "serve": ("apex.cli.serve_cmd", "serve_command", "OpenAI-compatible endpoint and goals API."),
     "report": ("apex.cli.report_cmd", "report", "A goal, a run or a period: tables, JSON, HTML."),
+    "ui": ("apex.cli.ui_cmd", "ui", "The read-only dashboard: goals, cycles, runs, evidence."),
 }
 """Command name -> (module, attribute, one-line help). A Typer attribute is a command group."""
 

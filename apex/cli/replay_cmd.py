@@ -63,7 +63,9 @@ def _load(path: Path, panel: list[str] | None) -> AnswerTable:
 
 
 def _open_store(db: str, panel: Sequence[str]) -> EvidenceStore:
-    store = EvidenceStore(db)
+    from apex.cli.stores import open_store
+
+    store = open_store(db, write=True)
     aggs = store.get_keys(record_keys(panel, GLOBAL_CATEGORY))
     held = [model for (model, _, _), agg in aggs.items() if agg.events]
     if held:

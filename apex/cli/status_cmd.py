@@ -9,7 +9,6 @@ import typer
 from rich.table import Table
 
 from apex.cli.common import console, guarded, print_json
-from apex.store import EvidenceStore
 from apex.store.tables import utcnow
 from apex.workers.status import status
 from apex.workflow import load_workflow
@@ -26,7 +25,9 @@ def status_command(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Workers alive, queue depth, running goals and the next schedule firings."""
-    store = EvidenceStore(db, workflow_db=load_workflow(workflow).db)
+    from apex.cli.stores import open_store
+
+    store = open_store(db, load_workflow(workflow).db, write=False)
     now, found = utcnow(), status(store)
     if json_out:
         print_json(asdict(found))

@@ -88,6 +88,7 @@ def test_table(tmp_path: Path) -> None:
 
 def test_empty_store(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'empty.db'}"
+    assert runner.invoke(app, ["db", "upgrade", "--db", url]).exit_code == 0  # a new, empty store
     result = runner.invoke(app, ["evidence", "--db", url])
     assert result.exit_code == 0, result.output
     assert "no evidence yet in" in result.stdout
@@ -103,6 +104,8 @@ def test_store_url_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     workflow.write_text(f'db = "{wf_db}"\n' + lab_toml("http://127.0.0.1:9/v1"))
     data = evidence_json("-w", str(workflow))
     assert data["db"] == f"sqlite:///{wf_db}" and len(data["models"]) >= 3
+    for named in (env_db, flag_db):  # a named store is read only once it exists
+        runner.invoke(app, ["db", "upgrade", "--db", str(named)])
     monkeypatch.setenv("APEX_DB", str(env_db))
     assert evidence_json("-w", str(workflow))["db"] == f"sqlite:///{env_db}"
     assert evidence_json("--db", str(flag_db))["db"] == f"sqlite:///{flag_db}"
