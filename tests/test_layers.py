@@ -13,7 +13,7 @@ from pathlib import Path
 APEX = Path(__file__).resolve().parent.parent / "apex"
 
 FLOORS: list[list[str]] = [
-    ["apex", "apex.cli", "apex.server", "apex.workers"],
+    ["apex", "apex.cli", "apex.server", "apex.workers", "apex.ui"],
     ["apex.goals", "apex.report"],
     ["apex.fusion", "apex.feedback", "apex.recording", "apex.testing", "apex.tracing"],
     ["apex.graph", "apex.evidence"],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,6 +21,7 @@ from apex.report.data import CostRow, GoalReport, PeriodReport, RunReport
 
 matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small, selectable, searchable
 matplotlib.rcParams["svg.hashsalt"] = "apex-report"  # the same report draws the same SVG
+_METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 _VERDICT_COLOURS = {
     "verified": "tab:green",
     "judge: met": "tab:olive",
@@ -43,6 +45,7 @@ def _svg(fig: Figure) -> str:
     buf = io.StringIO()
     fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
     text = buf.getvalue()
+    text = _METADATA.sub("", text)  # matplotlib's RDF block: nothing a reader needs
     return text[text.index("<svg") :]  # drop the XML prolog and doctype: it sits inside HTML
 
 

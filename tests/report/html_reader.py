@@ -41,7 +41,7 @@ class _Reader(HTMLParser):
             self.page.svgs[str(self._figure)] = ""
         elif tag == "svg":
             self._svg += 1
-        elif tag == "script":
+        elif tag == "script" and a.get("type") == "application/json":
             self._script = a.get("data-plot") or a.get("id") or ""
             self._buffer = []
         elif tag == "table":
