@@ -15,6 +15,7 @@ import jsonschema
 from json_repair import repair_json
 
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+_VALIDATORS: dict[str, Any] = {}
 
 
 class StructuredOutputError(ValueError):
@@ -43,6 +44,18 @@ def _candidates(text: str) -> list[str]:
     return found
 
 
+def _validator(schema: dict[str, Any]) -> Any:
+    """The schema's validator, checked and built once: ``jsonschema.validate`` checks the
+    schema against its metaschema on every call, which costs more than the validation."""
+    key = json.dumps(schema, sort_keys=True, separators=(",", ":"))
+    found = _VALIDATORS.get(key)
+    if found is None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        found = _VALIDATORS[key] = cls(schema)
+    return found
+
+
 def parse_structured(text: str, schema: dict[str, Any]) -> Any:
     """The JSON value in ``text`` that validates against ``schema``, repaired if needed."""
     last_error = "no JSON object found"
@@ -53,9 +66,8 @@ def parse_structured(text: str, schema: dict[str, Any]) -> Any:
             value = repair_json(candidate, return_objects=True)
             if value in ("", None):
                 continue
-        try:
-            jsonschema.validate(value, schema)
-        except jsonschema.ValidationError as exc:
+        exc = jsonschema.exceptions.best_match(_validator(schema).iter_errors(value))
+        if exc is not None:  # the error jsonschema.validate would raise
             path = ".".join(str(p) for p in exc.absolute_path) or "(root)"
             last_error = f"{path}: {exc.message}"
             continue

@@ -22,8 +22,8 @@ from apex.server.goal_runner import GoalEvents, GoalRunner
 from apex.server.guard import Door, GuardMiddleware
 from apex.server.registry import Registry
 from apex.server.state import ServerState, state_of
+from apex.server.store import ServerStore
 from apex.server.work import Workshop
-from apex.store import EvidenceStore
 
 DESCRIPTION = """An OpenAI-compatible endpoint over APEX's fusion cycle, and a goals API.
 
@@ -36,7 +36,7 @@ when the server has keys (`APEX_SERVER_KEYS`).
 def build_state(config: ServerConfig) -> ServerState:
     """The server's parts for ``config`` (raises on a bad workflow file or store URL)."""
     registry = Registry(config.workflows_dir)
-    store = EvidenceStore(config.db)
+    store = ServerStore(config.db)
     events = GoalEvents()
     return ServerState(
         config=config,
