@@ -55,7 +55,7 @@ class FusionState(CycleInput, total=False):
     result: FusionResult
 
 
-def _fan_out_panel(state: FusionState, runtime: Runtime[FusionDeps]) -> list[Send]:
+async def _fan_out_panel(state: FusionState, runtime: Runtime[FusionDeps]) -> list[Send]:
     skipped = state.get("skipped", {})
     return [
         Send(
@@ -108,7 +108,9 @@ def _to_judge(state: FusionState, deps: FusionDeps) -> Send | str:
     return Send("judge", inp)
 
 
-def _after_gather(state: FusionState, runtime: Runtime[FusionDeps]) -> list[Send] | Send | str:
+async def _after_gather(
+    state: FusionState, runtime: Runtime[FusionDeps]
+) -> list[Send] | Send | str:
     deps = runtime.context
     n_ok = len(state.get("labels", {}))
     if n_ok == 0 or n_ok < deps.workflow.quorum:
@@ -130,12 +132,15 @@ async def _critique(state: CritiqueTask, runtime: Runtime[FusionDeps]) -> dict[s
     return {"critiques": [await nodes.critique(state, model)]}
 
 
-def _reviewed(state: FusionState) -> dict[str, Any]:
-    """Join point after the critics: runs once when all of them are done."""
+async def _reviewed(state: FusionState) -> dict[str, Any]:
+    """Join point after the critics: runs once when all of them are done.
+
+    Nodes and edges are coroutines: LangGraph runs a plain function in a thread of the loop's
+    executor, and a cycle needs no thread."""
     return {}
 
 
-def _after_review(state: FusionState, runtime: Runtime[FusionDeps]) -> Send | str:
+async def _after_review(state: FusionState, runtime: Runtime[FusionDeps]) -> Send | str:
     return _to_judge(state, runtime.context)
 
 
@@ -148,7 +153,7 @@ async def _judge(state: JudgeInput, runtime: Runtime[FusionDeps]) -> dict[str, A
     return {"outcome": await nodes.judge(state, deps)}
 
 
-def _finalize(state: FusionState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
+async def _finalize(state: FusionState, runtime: Runtime[FusionDeps]) -> dict[str, Any]:
     deps = runtime.context
     result = synthesis.build_result(
         run_id=state.get("run_id") or uuid.uuid4().hex,
