@@ -16,6 +16,11 @@ from apex.testing import InProcessServer, ScriptedModels, TestServer, workflow_t
 from apex.workflow import Workflow, parse_workflow
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The slow tests (the real local model) first, so no worker ends the run alone with one."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 @pytest.fixture(autouse=True)
 def _no_remote_requests(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Tests never reach a real provider, and keep their state in a temp dir."""
