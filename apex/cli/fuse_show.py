@@ -110,7 +110,17 @@ def _analysis(result: FusionResult) -> None:
         console.print(f"[dim]analysis: {why}[/dim]")
 
 
+def _queued(result: FusionResult) -> dict[int, float]:
+    """Panel members that waited for a provider slot, and how long (seconds)."""
+    return {
+        c.member: c.queue_s
+        for c in result.calls
+        if c.role == "panel" and c.member is not None and c.queue_s >= 0.05
+    }
+
+
 def _candidates(result: FusionResult, cut: set[int]) -> None:
+    queued = _queued(result)
     table = Table("label", "model", "status", "score", "latency", "tokens", "cost", title="panel")
     for c in result.candidates:
         if c.ok:
@@ -122,11 +132,17 @@ def _candidates(result: FusionResult, cut: set[int]) -> None:
             c.model,
             status,
             "-" if c.score is None else f"{c.score:.2f}",
-            f"{c.latency_s:.2f}s" if c.ok or c.latency_s else "-",
+            f"{c.latency_s - queued.get(c.member, 0.0):.2f}s" if c.ok or c.latency_s else "-",
             "?" if c.tokens is None else str(c.tokens),
             "?" if c.cost_usd is None else f"${c.cost_usd:.6f}",
         )
     console.print(table)
+    if queued:
+        waits = ", ".join(f"member {m + 1} {s:.1f}s" for m, s in sorted(queued.items()))
+        console.print(
+            f"[dim]latency is the call's own time; waited for a provider slot first: {waits} "
+            "(local models run one call at a time)[/dim]"
+        )
     scores = [c.score for c in result.candidates if c.score is not None]
     if len(scores) > 1 and len(set(scores)) == 1:
         console.print(f"[dim]the judge gave every candidate the same score ({scores[0]:.2f})[/dim]")

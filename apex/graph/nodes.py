@@ -137,6 +137,7 @@ def call_record(role: Role, result: ChatResult, member: int | None = None) -> Ca
         failure_kind=failure.kind if failure else None,
         error=failure.message if failure else None,
         latency_s=result.latency_s,
+        queue_s=result.queue_s,
         prompt_tokens=result.usage.prompt_tokens,
         completion_tokens=result.usage.completion_tokens,
         cost_usd=result.cost_usd,

@@ -219,9 +219,12 @@ class ModelClient:
         timeout = request.timeout_s or self._timeout_s
         started = time.perf_counter()
         attempt_no = 0
+        queued = 0.0
         while True:
             attempt_no += 1
+            waiting = time.perf_counter()
             async with provider.semaphore:
+                queued += time.perf_counter() - waiting
                 attempt = await self._attempt(spec, provider, body, request, timeout)
             failure = attempt.result.failure
             if failure is None or (failure.kind not in _RETRYABLE and not _is_5xx(failure)):
@@ -234,7 +237,11 @@ class ModelClient:
             log.info("model_call_retry", model=spec, kind=failure.kind, delay_s=round(delay, 3))
             await asyncio.sleep(delay)
         result = attempt.result.model_copy(
-            update={"latency_s": time.perf_counter() - started, "attempts": attempt_no}
+            update={
+                "latency_s": time.perf_counter() - started,
+                "queue_s": round(queued, 6),
+                "attempts": attempt_no,
+            }
         )
         if result.cost_usd is None and (price := self._price(spec, provider)) is not None:
             result.cost_usd = _priced(result.usage, price)

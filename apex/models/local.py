@@ -132,9 +132,35 @@ def _constraint(fmt: Any) -> dict[str, Any]:
     return {"grammar": _grammar(json.dumps(_grammar_schema(schema), sort_keys=False))}
 
 
-def _complete(body: dict[str, Any]) -> dict[str, Any]:
+class Cancelled(Exception):
+    """The caller stopped waiting (Ctrl-C, a timeout): the generation was stopped."""
+
+
+_stops: dict[Path, threading.Event] = {}
+"""The stop event of the generation each model runs now (under its run lock)."""
+_abort_callbacks: dict[Path, Any] = {}  # kept alive for as long as llama.cpp may call them
+
+
+def _abortable(path: Path, llm: Any) -> None:
+    """Let a set stop event abort the model's current decode (llama.cpp's abort callback):
+    ``create_chat_completion`` then raises at the next token instead of generating on."""
+    import llama_cpp
+
+    def abort(_data: Any) -> bool:
+        stop = _stops.get(path)
+        return stop is not None and stop.is_set()
+
+    callback = llama_cpp.ggml_abort_callback(abort)
+    llama_cpp.llama_set_abort_callback(llm._ctx.ctx, callback, None)
+    _abort_callbacks[path] = callback
+
+
+def _complete(body: dict[str, Any], stop: threading.Event | None = None) -> dict[str, Any]:
+    """One completion; ``stop``, once set, ends the wait for the model and its generation at
+    the next token, so Ctrl-C and timeouts free the thread at once."""
     path = model_path(str(body.get("model", "")))
     llm = _load(path)
+    stop = stop or threading.Event()
     kwargs: dict[str, Any] = {
         "messages": body.get("messages", []),
         "max_tokens": body.get("max_tokens") or 512,
@@ -143,8 +169,28 @@ def _complete(body: dict[str, Any]) -> dict[str, Any]:
         kwargs["temperature"] = float(body["temperature"])
     # A fixed default seed makes local answers reproducible call to call.
     kwargs["seed"] = int(body["seed"]) if body.get("seed") is not None else DEFAULT_SEED
-    with _run_locks[path]:
-        result: dict[str, Any] = llm.create_chat_completion(**kwargs)
+    # One generation at a time per model: llama.cpp's context is not shared between threads.
+    lock = _run_locks[path]
+    while not lock.acquire(timeout=0.05):
+        if stop.is_set():
+            raise Cancelled
+    try:
+        if stop.is_set():
+            raise Cancelled
+        if path not in _abort_callbacks:
+            _abortable(path, llm)
+        _stops[path] = stop
+        try:
+            result: dict[str, Any] = llm.create_chat_completion(**kwargs)
+        except RuntimeError:
+            if stop.is_set():  # aborted by the callback: the caller is gone
+                raise Cancelled from None
+            raise
+    finally:
+        _stops.pop(path, None)
+        lock.release()
+    if stop.is_set():
+        raise Cancelled
     result["model"] = f"local:{body.get('model')}"
     result.setdefault("usage", {})["cost"] = 0.0
     return result
@@ -172,8 +218,14 @@ class LocalTransport(httpx.AsyncBaseTransport):
             body = json.loads(await request.aread())
         except ValueError:
             return _error(400, "request body is not JSON")
+        stop = threading.Event()
         try:
-            return httpx.Response(200, json=await asyncio.to_thread(_complete, body))
+            return httpx.Response(200, json=await asyncio.to_thread(_complete, body, stop))
+        except asyncio.CancelledError:
+            stop.set()  # the thread stops at its next token instead of generating on
+            raise
+        except Cancelled:
+            return _error(499, "cancelled")
         except ConfigError as exc:
             return _error(404, str(exc))
         except ValueError as exc:  # llama.cpp: prompt longer than the context, bad arguments

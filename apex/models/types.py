@@ -137,6 +137,9 @@ class ChatResult(BaseModel):
     """Reported cost, else priced from the workflow's table, else None: never invented."""
     latency_s: float = 0.0
     """Wall time of the call, retries and waits included."""
+    queue_s: float = 0.0
+    """Of ``latency_s``, the time spent waiting for a slot of the provider's concurrency limit
+    (``local`` runs one call at a time: the others wait here); the rest is the call itself."""
     attempts: int = 1
     """How many HTTP attempts were made."""
     finish_reason: str | None = None
@@ -173,6 +176,8 @@ class CallRecord(BaseModel):
     """One-line failure message."""
     latency_s: float = 0.0
     """Wall time, retries included."""
+    queue_s: float = 0.0
+    """Of ``latency_s``, the wait for the provider's concurrency slot (the rest is the call)."""
     prompt_tokens: int | None = None
     """Prompt tokens as reported."""
     completion_tokens: int | None = None

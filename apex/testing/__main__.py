@@ -6,6 +6,7 @@ python -m apex.testing --port 8765
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 
 from apex.testing import TestServer, roles
@@ -16,7 +17,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="APEX's OpenAI-compatible test server")
     parser.add_argument("--port", type=int, default=8765)
     args = parser.parse_args()
-    server = TestServer(port=args.port)
+    try:
+        server = TestServer(port=args.port)
+    except OSError as exc:  # the port is taken (or not ours to bind): one line, no traceback
+        sys.stderr.write(
+            f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror or exc}; "
+            "stop what holds it or give --port N\n"
+        )
+        raise SystemExit(1) from None
     for name in ("judge", "judge2"):
         server.default(name, roles.judge("a synthesized answer"))
     server.default("critic", roles.critic())
