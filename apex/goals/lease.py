@@ -162,12 +162,7 @@ class LeaseStore:
     def renew(self, goal_id: str, holder: Holder) -> bool:
         """Beat: push the lease's expiry on; False when another process has taken it over."""
         now = utcnow()
-        mine = sa.and_(
-            GOAL_LEASES.c.goal_id == goal_id,
-            GOAL_LEASES.c.host == holder.host,
-            GOAL_LEASES.c.pid == holder.pid,
-            GOAL_LEASES.c.holder == holder.label,
-        )
+        mine = _held_by(goal_id, holder)
         try:
             with write_transaction(self.store.engine) as conn:
                 result = conn.execute(
@@ -182,12 +177,7 @@ class LeaseStore:
 
     def release(self, goal_id: str, holder: Holder) -> None:
         """Give the lease up (only if it is still ours)."""
-        mine = sa.and_(
-            GOAL_LEASES.c.goal_id == goal_id,
-            GOAL_LEASES.c.host == holder.host,
-            GOAL_LEASES.c.pid == holder.pid,
-            GOAL_LEASES.c.holder == holder.label,
-        )
+        mine = _held_by(goal_id, holder)
         try:
             with write_transaction(self.store.engine) as conn:
                 conn.execute(sa.delete(GOAL_LEASES).where(mine))
@@ -254,3 +244,13 @@ async def hold(
                 leases.release(goal_id, holder)
             except StoreError as error:  # it expires on its own
                 log.warning("lease_release_failed", goal=goal_id, error=str(error))
+
+
+def _held_by(goal_id: str, holder: Holder) -> sa.ColumnElement[bool]:
+    """The lease row of ``goal_id`` as long as ``holder`` still holds it."""
+    return sa.and_(
+        GOAL_LEASES.c.goal_id == goal_id,
+        GOAL_LEASES.c.host == holder.host,
+        GOAL_LEASES.c.pid == holder.pid,
+        GOAL_LEASES.c.holder == holder.label,
+    )
