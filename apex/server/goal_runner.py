@@ -1,11 +1,13 @@
-"""Goals run by the server itself: asyncio tasks over :func:`apex.goals.resume`, and their events.
+"""Goals run by the server: asyncio tasks over :func:`apex.goals.resume` (or the workers' queue),
+and their events.
 
-:meth:`GoalRunner.dispatch` is the one place that decides *where* a goal runs. Today it starts
-(or keeps) a task in this process; a new goal, a resumed one and an unfinished one found at
-start-up all go through it, and all run the same way: ``apex.goals.resume(goal_id)`` continues
-from the goal's last checkpoint (a new goal has none and starts at its first cycle), so a
-server killed mid-goal and started again makes no finished call twice. When workers are
-configured, ``dispatch`` is the function to change: enqueue the goal instead of starting a task.
+:meth:`GoalRunner.dispatch` is the one place that decides *where* a goal runs: a new goal, a
+resumed one and an unfinished one found at start-up all go through it. Where ``apex worker``
+processes serve the store (a live worker is registered in it), the goal is put on their queue
+(:func:`apex.goals.queue.enqueue`, as ``apex goal start --queue`` does); otherwise the server
+runs it itself, as a task here. Either way ``apex.goals.resume(goal_id)`` continues from the
+goal's last checkpoint (a new goal has none and starts at its first cycle), so a server killed
+mid-goal and started again makes no finished call twice.
 
 Events (cycle started, each panel member, cycle finished, state) fan out to SSE subscribers
 through :class:`GoalEvents`; the goal loop may call its listener from a worker thread, so
@@ -22,11 +24,13 @@ from pydantic import BaseModel
 
 from apex.errors import ApexError
 from apex.goals import GoalEvent, resume
+from apex.goals.queue import enqueue
 from apex.goals.store import GoalStore
 from apex.goals.types import TERMINAL_STATES, GoalStatus
 from apex.graph.types import Candidate
 from apex.logging import get_logger
 from apex.store import EvidenceStore
+from apex.workers.registry import live_workers
 
 log = get_logger("apex.server")
 
@@ -115,17 +119,23 @@ class GoalRunner:
         task = self.tasks.get(goal_id)
         return task is not None and not task.done()
 
-    def dispatch(self, goal_id: str) -> None:
-        """Have the goal run: the seam for workers (today, a task in this process).
+    def dispatch(self, goal_id: str, *, queue: bool = True) -> str:
+        """Have the goal run: on the workers' queue when a worker serves the store (and
+        ``queue``), else as a task in this process; where (``queued`` or ``here``).
 
         A goal whose task is still running (stopping at a pause) is driven again once it stops.
         """
         if self.running(goal_id):
             self._again.add(goal_id)
-            return
+            return "here"
+        if queue and live_workers(self.store):
+            enqueue(self.store, GoalStore(self.store).status(goal_id).spec)
+            log.info("goal_queued", goal=goal_id)
+            return "queued"
         task = asyncio.get_running_loop().create_task(self._run(goal_id), name=f"goal-{goal_id}")
         self.tasks[goal_id] = task
         task.add_done_callback(lambda done: self._forget(goal_id, done))
+        return "here"
 
     def paused(self, goal_id: str) -> None:
         """A pause was asked for: do not drive the goal again when its task stops."""
@@ -138,14 +148,15 @@ class GoalRunner:
 
     def resume_unfinished(self) -> list[str]:
         """Dispatch every goal left running by a process that died or stopped (``active``, or
-        ``interrupted`` where the store knows that state); their ids. Paused goals stay paused,
-        queued ones are left to workers."""
+        ``interrupted`` where the store knows that state); their ids. They run here, never on the
+        queue (a live worker may be running one: its lease refuses this process, and the goal
+        stays with the worker). Paused goals stay paused, queued ones are left to workers."""
         goals = GoalStore(self.store)
         found = [s.spec.id for state in UNFINISHED for s in goals.all(state)]
         ids = list(dict.fromkeys(found))
         for goal_id in ids:
             log.info("goal_resumed_at_start", goal=goal_id)
-            self.dispatch(goal_id)
+            self.dispatch(goal_id, queue=False)
         return ids
 
     def _listener(self, goal_id: str) -> Any:
