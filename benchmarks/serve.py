@@ -8,8 +8,9 @@ with its evidence. Prints:
 
 * one request's latency (median) over the in-process cycle's (target <= 1.03 x + 10 ms);
 * 64 concurrent requests' total time over the critical path (target <= 1.2 x);
-* the CPU time ``apex serve`` spent per cycle while serving them, and the machine's load
-  average (the figures are only as good as the cores the other processes leave free).
+* the same 64 cycles run in-process at once (what the core alone costs at that load), the CPU
+  time ``apex serve`` spent per cycle while serving them, and the machine's load average (the
+  figures are only as good as the cores the other processes leave free).
 
 The workflow's provider allows 256 calls in flight: the server shares one client, so a
 provider's ``concurrency`` bounds the calls to it across all requests (192 panel calls here).
@@ -69,6 +70,13 @@ async def in_process(wf: Workflow, client: ModelClient, store: EvidenceStore) ->
     elapsed = time.perf_counter() - started
     assert result.synthesis_path == "judge", result.synthesis_path
     return elapsed
+
+
+async def local_together(wf: Workflow, client: ModelClient, store: EvidenceStore, n: int) -> float:
+    """``n`` in-process cycles at once (what the core alone costs at that load)."""
+    started = time.perf_counter()
+    await asyncio.gather(*(in_process(wf, client, store) for _ in range(n)))
+    return time.perf_counter() - started
 
 
 async def request(http: httpx.AsyncClient) -> float:
@@ -142,6 +150,10 @@ async def main(runs: int, concurrent: int) -> None:
             async with ModelClient(wf.client_settings) as client:
                 await in_process(wf, client, store)  # warm-up: graph, connections, store
                 local = [await in_process(wf, client, store) for _ in range(runs)]
+                rounds = max(3, runs // 2)
+                local_crowd = [
+                    await local_together(wf, client, store, concurrent) for _ in range(rounds)
+                ]
         proc, url = start_server(home, concurrent)
         clients = [httpx.AsyncClient(base_url=url, timeout=120)
                    for _ in range(-(-concurrent // PER_CLIENT))]  # fmt: skip
@@ -149,7 +161,7 @@ async def main(runs: int, concurrent: int) -> None:
             await together(clients, concurrent)  # warm-up: every connection, both sides
             served = [await request(clients[0]) for _ in range(runs)]
             before = cpu_s(proc.pid)
-            crowd = [await together(clients, concurrent) for _ in range(max(3, runs // 2))]
+            crowd = [await together(clients, concurrent) for _ in range(rounds)]
             after = cpu_s(proc.pid)
         finally:
             for http in clients:
@@ -169,6 +181,8 @@ async def main(runs: int, concurrent: int) -> None:
     print(f"  ratio {concurrent} concurrent / critical path  {many / CRITICAL_PATH_S:.3f}"
           "  (target <= 1.2)")  # fmt: skip
     print(f"  median of {len(crowd)}                     {statistics.median(crowd):.3f} s")
+    print(f"in-process apex.fuse, {concurrent} concurrent (best, median of {rounds})  "
+          f"{min(local_crowd):.3f} s, {statistics.median(local_crowd):.3f} s")  # fmt: skip
     if before is not None and after is not None:
         per_cycle = (after - before) / (len(crowd) * concurrent)
         print(f"  apex serve CPU per cycle         {1000 * per_cycle:.1f} ms")
