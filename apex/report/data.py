@@ -79,10 +79,9 @@ class GoalReport(BaseModel):
     """Model -> (cycle, weight) for each cycle it answered in."""
 
 
-class RunReport(BaseModel):
-    """One fusion run: its calls and what each cost."""
+class RunLine(BaseModel):
+    """What a list of runs shows of each."""
 
-    kind: str = "run"
     run_id: str
     at: datetime
     workflow: str
@@ -91,6 +90,12 @@ class RunReport(BaseModel):
     synthesis_path: str
     cost_usd: float | None
     latency_s: float
+
+
+class RunReport(RunLine):
+    """One fusion run: its calls and what each cost."""
+
+    kind: str = "run"
     judge_model: str | None
     answer: str
     calls: list[dict[str, object]]

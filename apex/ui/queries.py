@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import sqlalchemy as sa
-from pydantic import BaseModel
 from sqlalchemy import exc
 
+from apex.report.data import RunLine
 from apex.store import EvidenceStore
 from apex.store.engine import read_transaction, store_error
 from apex.store.tables import RUNS
 
 DEFAULT_RUNS = 100
 """How many runs the runs page lists."""
-
-
-class RunLine(BaseModel):
-    """One run in the runs list."""
-
-    run_id: str
-    at: datetime
-    workflow: str
-    category: str
-    status: str
-    synthesis_path: str
-    cost_usd: float | None
-    latency_s: float
 
 
 def recent_runs(store: EvidenceStore, limit: int = DEFAULT_RUNS) -> list[RunLine]:
