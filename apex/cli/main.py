@@ -9,8 +9,9 @@ ends in one line and exit 130, never a traceback.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from typer.core import TyperCommand, TyperGroup
@@ -124,13 +125,25 @@ def _root(
         raise typer.Exit(2) from None
 
 
+def _interrupted() -> NoReturn:
+    """Leave at once after Ctrl-C: the interpreter's teardown (collecting a large heap) would
+    take longer than the user should wait; every store write is a committed transaction."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(EXIT_SIGINT)
+
+
 def main() -> None:
     """Console-script entry point."""
     try:
         app()
     except KeyboardInterrupt:  # before a command's own guard (start-up, parsing)
         sys.stderr.write("error: interrupted\n")
-        raise SystemExit(EXIT_SIGINT) from None
+        _interrupted()
+    except SystemExit as exc:
+        if exc.code == EXIT_SIGINT:
+            _interrupted()
+        raise
 
 
 if __name__ == "__main__":
