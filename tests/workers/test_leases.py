@@ -4,6 +4,7 @@ lease is taken over, and two ``apex goal resume`` of one goal at once run it onc
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 from collections import Counter
 from datetime import timedelta
@@ -44,7 +45,8 @@ def test_a_live_lease_refuses_others_and_a_dead_or_stale_one_is_taken_over(
         leases.acquire(goal.id, cli)
     message = str(busy.value)
     assert message.startswith(f"goal {goal.id} is being run by apex worker w-1 (pid ")
-    assert "heartbeat 0." in message and f"apex goal pause {goal.id}" in message
+    assert re.search(r"heartbeat \d+\.\ds ago\)", message), message  # the age, whatever the load
+    assert f"apex goal pause {goal.id}" in message
     assert leases.acquire(goal.id, worker).holder == worker  # its own lease: renewed
     assert GoalStore(store).status(goal.id).holder.startswith("apex worker w-1")
 
