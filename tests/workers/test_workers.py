@@ -217,7 +217,8 @@ def test_grace_running_out_cancels_mid_cycle_and_the_goal_resumes(
             lambda: checkpointed_candidates(pg_url, goal_id) == 2, "two calls checkpointed", workers
         )
         took = workers.stop(first)
-        assert took < 0.5 + 3.0, workers.diagnostics()  # grace, then cancel, unregister, exit
+        # grace, then cancel, unregister and exit: the slack is for a loaded 2-core machine
+        assert took < 0.5 + 6.0, workers.diagnostics()
         status = GoalStore(store).status(goal_id)
         assert status.state == "interrupted" and "grace" in status.reason, status
         assert status.cycles == []
