@@ -153,6 +153,25 @@ def test_a_provider_model_passes_through_as_one_call(sdk: openai.OpenAI, own: La
     assert not own.requests("judge") and not own.requests("m1")
 
 
+async def test_a_pass_through_call_streams_with_the_async_sdk(main_server: Serve, own: Lab) -> None:
+    own.workflow()
+    own.reply("solo", Reply("streamed alone, word by word", prompt_tokens=5, completion_tokens=6))
+    async with openai.AsyncOpenAI(base_url=main_server.url, api_key="x", max_retries=0) as sdk:
+        stream = await sdk.chat.completions.create(
+            model=own.spec("solo"),
+            messages=QUESTION,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+    assert all(c.model == own.spec("solo") for c in chunks)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "streamed alone, word by word"
+    assert chunks[-1].choices == [] and chunks[-1].usage is not None
+    assert chunks[-1].usage.total_tokens == 11
+    assert len(own.requests("solo")) == 1 and not own.requests("judge")
+
+
 def test_litellm_fusion_override_replaces_panel_and_judge(sdk: openai.OpenAI, own: Lab) -> None:
     model = own.workflow()
     own.default("other-judge", roles.judge("from the other judge"))
