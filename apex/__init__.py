@@ -8,15 +8,12 @@ is kept so later syntheses weight each model by its record.
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from apex.errors import ApexError
-from apex.logging import configure_logging
 
 if TYPE_CHECKING:
+    __version__: str
     from apex.fusion import FusionEvent, fuse, fuse_sync
     from apex.goals import Goal, GoalStatus, Limits, VerifierSpec, resume
     from apex.graph.types import FusionResult
@@ -24,13 +21,14 @@ if TYPE_CHECKING:
     from apex.workers import Schedule
     from apex.workflow import Workflow, load_workflow
 
-try:
-    __version__ = version("apex-fusion")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0.0.0"
 
-if not structlog.is_configured():
-    configure_logging()
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("apex-fusion")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "0.0.0"
 
 # Imported on first use, so that `apex --version` and every command start without the whole
 # stack (the graph, the store, the client): the names are the same, only the moment differs.
@@ -54,7 +52,11 @@ _LAZY: dict[str, str] = {
 
 
 def __getattr__(name: str) -> Any:
-    """The public names above, imported from their module on first use."""
+    """The public names above, imported from their module on first use (logging is configured
+    by :mod:`apex.logging` when the first module that logs is imported)."""
+    if name == "__version__":
+        globals()[name] = value = _version()
+        return value
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'apex' has no attribute {name!r}")

@@ -29,6 +29,10 @@ def configure_logging(level: str = "WARNING", *, json: bool = False) -> None:
     )
 
 
+if not structlog.is_configured():  # the application's own configuration wins
+    configure_logging()
+
+
 def get_logger(name: str = "apex") -> structlog.typing.FilteringBoundLogger:
     """The APEX logger; every event passes through the redaction processor."""
     logger: structlog.typing.FilteringBoundLogger = structlog.get_logger(name)

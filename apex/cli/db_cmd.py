@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from apex.cli.common import bad_input, console, fail, guarded, print_json, run
 from apex.cli.stores import check_named_store
-from apex.goals.store import prune_checkpoints
-from apex.store import EvidenceStore, head_revision, spool
-from apex.store.engine import DAMAGED_FIX
-from apex.workflow import load_workflow
+
+if TYPE_CHECKING:
+    from apex.store import EvidenceStore
 
 app = typer.Typer(
     name="db",
@@ -68,6 +67,7 @@ def _open(
 ) -> EvidenceStore:
     """The store; a named one that does not exist is created only by a command that writes."""
     from apex.cli.stores import open_store
+    from apex.workflow import load_workflow
 
     workflow_db = load_workflow(workflow).db if workflow else None
     return open_store(db, workflow_db, write=write, migrate=migrate)
@@ -112,6 +112,8 @@ def prune(
 ) -> None:
     """Drop raw calls, candidate texts, critiques and evidence older than a cutoff (keeps
     aggregates), then vacuum."""
+    from apex.goals.store import prune_checkpoints
+
     try:
         age = parse_duration(older_than)
     except ValueError as exc:
@@ -150,6 +152,10 @@ def check(
     db: DbOption = None, workflow: WorkflowOption = None, json_out: JsonOption = False
 ) -> None:
     """Check the database's integrity (SQLite quick_check) and its schema; exit 1 if damaged."""
+    from apex.store import EvidenceStore, head_revision, spool
+    from apex.store.engine import DAMAGED_FIX
+    from apex.workflow import load_workflow
+
     workflow_db = load_workflow(workflow).db if workflow else None
     check_named_store(db, workflow_db, write=False)
     with EvidenceStore(db, workflow_db=workflow_db, migrate=False, read_only=True) as store:
@@ -195,6 +201,8 @@ def recover(
     ] = False,
 ) -> None:
     """Record the runs that were spooled because the store could not take them (each once)."""
+    from apex.store import spool
+
     with _open(db, workflow, migrate=True) as store:
         report = spool.recover(store, any_db=any_db)
         name = store.masked_url

@@ -7,7 +7,7 @@ schema mismatches, and how often its final answer turned out right) and ``critic
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
@@ -15,14 +15,19 @@ from rich.table import Table
 
 from apex.cli.common import console, guarded, print_json
 from apex.cli.stores import check_named_store
-from apex.evidence import GLOBAL_CATEGORY, panel_weights
-from apex.store import AggKey, EvidenceStore, LeaderboardRow
 from apex.types import Role
-from apex.workflow import load_workflow
+
+if TYPE_CHECKING:
+    from apex.store import AggKey, EvidenceStore, LeaderboardRow
+
+GLOBAL_CATEGORY = "*"
+"""The all-categories key (``apex.evidence.GLOBAL_CATEGORY``, checked by a test)."""
 
 
 def _weights(store: EvidenceStore, rows: list[LeaderboardRow], category: str) -> list[float | None]:
     """Each panel row's current vote weight in ``category`` (None for judge and critic rows)."""
+    from apex.evidence import panel_weights
+
     weights = panel_weights(store, [r.model for r in rows if r.role == "panel"], category)
     return [weights[r.model] if r.role == "panel" else None for r in rows]
 
@@ -95,6 +100,9 @@ def evidence(
     ] = None,
 ) -> None:
     """Show each model's record (calls, failures, judge scores, accuracy) and its weight."""
+    from apex.store import EvidenceStore
+    from apex.workflow import load_workflow
+
     cat = category or GLOBAL_CATEGORY
     workflow_db = load_workflow(workflow).db if workflow else None
     # Read-only: a healthy database is readable on a read-only file system too.

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from apex.cli.common import print_line
+from apex.cli.progress import TerminalBar
 from apex.errors import ConfigError, RunNotRecorded
 from apex.workflow import MAX_OPTIONS, not_utf8
 
@@ -101,42 +101,6 @@ def correct(result: FusionResult, expected: str | int | None, workflow: Workflow
     return same_answer(final, str(expected), config)
 
 
-class _Bar:
-    """A progress bar on stderr when it is a terminal; nothing otherwise."""
-
-    def __init__(self, total: int) -> None:
-        self.progress: Any = None
-        if sys.stderr.isatty():
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-            self.progress = Progress(
-                "fusing",
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                redirect_stdout=sys.stdout.isatty(),  # piped stdout keeps only the JSON lines
-                redirect_stderr=False,
-                transient=False,
-            )
-            self.task = self.progress.add_task("fusing", total=total)
-
-    def __enter__(self) -> _Bar:
-        if self.progress is not None:
-            self.progress.start()
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        if self.progress is not None:
-            self.progress.stop()
-
-    def advance(self) -> None:
-        """One item done."""
-        if self.progress is not None:
-            self.progress.advance(self.task)
-
-
 async def run_batch(
     items: list[dict[str, Any]],
     workflow: Workflow,
@@ -155,7 +119,7 @@ async def run_batch(
     async with ModelClient(workflow.client_settings) as client:
         check_workflow(workflow, client)
 
-        async def one(item: dict[str, Any], bar: _Bar) -> None:
+        async def one(item: dict[str, Any], bar: TerminalBar) -> None:
             async with gate:
                 expected = item.get("expected")
                 result, not_recorded = await kept(
@@ -179,6 +143,6 @@ async def run_batch(
             print_line(json.dumps(line))
             bar.advance()
 
-        with _Bar(len(items)) as bar:
+        with TerminalBar(len(items), "fusing") as bar:
             await asyncio.gather(*(one(item, bar) for item in items))
     return results, unrecorded

@@ -10,28 +10,25 @@ import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, get_args
+from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
-from pydantic import ValidationError
-from rich.table import Table
 
 from apex.cli.common import bad_input, console, guarded, print_json, run
 from apex.cli.db_cmd import parse_duration
 from apex.cli.exits import goal_exit
-from apex.fusion import check_workflow
-from apex.goals.lease import Holder
-from apex.goals.loop import GoalEvent
-from apex.goals.queue import enqueue
-from apex.goals.runner import Goal, drive, resume
-from apex.goals.store import GoalStore
-from apex.goals.types import TERMINAL_STATES, GoalStateName, GoalStatus, Limits
-from apex.goals.verify import VerifierSpec
-from apex.graph.types import Candidate
-from apex.models.client import ModelClient
-from apex.store import EvidenceStore, apex_home
-from apex.workers.registry import live_workers
-from apex.workflow import DEFAULT_WORKFLOW, load_workflow, parse_workflow, workflow_text
+
+if TYPE_CHECKING:
+    from apex.goals.loop import GoalEvent
+    from apex.goals.store import GoalStore
+    from apex.goals.types import GoalStatus, Limits
+    from apex.goals.verify import VerifierSpec
+    from apex.store import EvidenceStore
+
+DEFAULT_WORKFLOW = "local"
+"""The workflow a goal uses unless -w names one (``apex.workflow.DEFAULT_WORKFLOW``)."""
+TERMINAL_STATES = frozenset({"complete", "budget_limited", "blocked", "failed", "cancelled"})
+"""Goal states nothing resumes (``apex.goals.types.TERMINAL_STATES``, checked by a test)."""
 
 app = typer.Typer(help="Goal loops: fusion cycles until a goal is met or a limit is reached.")
 DbOption = Annotated[
@@ -65,6 +62,10 @@ def parse_limits(
     max_cycles: int, budget_usd: float | None, max_tokens: int | None, deadline: str | None
 ) -> Limits:
     """The goal's limits from CLI options, each bad one refused in one line."""
+    from pydantic import ValidationError
+
+    from apex.goals.types import Limits
+
     if max_cycles < 1:
         bad_input(f"--max-cycles {max_cycles}: give at least 1")
     if budget_usd is not None and not (math.isfinite(budget_usd) and budget_usd > 0):
@@ -108,6 +109,8 @@ def missing_program(command: str) -> str | None:
 
 def parse_verifier(command: str | None, match: str | None) -> VerifierSpec | None:
     """The verifier of ``--verify CMD`` or ``--match REGEX`` (one line on a bad one)."""
+    from apex.goals.verify import VerifierSpec
+
     if command and match:
         bad_input("give either --verify or --match, not both")
     if command:
@@ -133,7 +136,7 @@ class _Progress:
     def __call__(self, event: GoalEvent) -> None:
         if event.kind == "cycle_started":
             console.print(f"[bold]cycle {event.cycle}[/bold]")
-        elif event.kind == "candidate" and isinstance(event.data, Candidate):
+        elif event.kind == "candidate" and hasattr(event.data, "call"):
             cand = event.data
             mark = "ok" if cand.ok else f"failed: {cand.failure.kind if cand.failure else '?'}"
             console.print(f"  {cand.model:<36} {mark:<24} {cand.call.latency_s:6.2f}s")
@@ -156,8 +159,16 @@ def _store(db: str | None, workflow: str | None = None, *, write: bool = False) 
     """--db, else APEX_DB, else the workflow's ``db`` key (the default workflow's too); a named
     store that does not exist is created only by ``goal start``."""
     from apex.cli.stores import open_store
+    from apex.workflow import load_workflow
 
     return open_store(db, load_workflow(workflow).db, write=write)
+
+
+def _goals(store: EvidenceStore) -> GoalStore:
+    """The goal rows of ``store``."""
+    from apex.goals.store import GoalStore
+
+    return GoalStore(store)
 
 
 def _show_status(status: GoalStatus) -> None:
@@ -202,6 +213,12 @@ def start(
 ) -> None:
     """Start a goal: prints its id, then live progress (unless --detach or --queue)."""
     from apex.cli.fuse_cmd import read_prompt
+    from apex.fusion import check_workflow
+    from apex.goals.lease import Holder
+    from apex.goals.runner import Goal, drive
+    from apex.models.client import ModelClient
+    from apex.workers.registry import live_workers
+    from apex.workflow import parse_workflow, workflow_text
 
     wanted = read_prompt(objective, prompt_file)
     if wanted is None or not wanted.strip():
@@ -246,6 +263,8 @@ def _finish(status: GoalStatus) -> None:
 
 def _spawn_resume(goal_id: str, db: str | None) -> None:
     """Run ``apex goal resume ID`` in a detached background process, logging to APEX_HOME."""
+    from apex.store import apex_home
+
     logs = apex_home() / "goals"
     logs.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "apex.cli.main", "goal", "resume", goal_id]
@@ -268,9 +287,13 @@ def resume_command(
     queue: Annotated[bool, typer.Option("--queue", help="Hand it to `apex worker`.")] = False,
 ) -> None:
     """Resume a paused or interrupted goal, or one whose process died, from where it stopped."""
+    from apex.goals.lease import Holder
+    from apex.goals.queue import enqueue
+    from apex.goals.runner import resume
+
     store = _store(db, workflow)
     if queue:
-        status = GoalStore(store).status(goal_id)
+        status = _goals(store).status(goal_id)
         if status.state in TERMINAL_STATES:
             bad_input(f"goal {goal_id} is {status.state} ({status.reason}); nothing to resume")
         enqueue(store, status.spec)
@@ -284,7 +307,7 @@ def resume_command(
 @guarded
 def pause(goal_id: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """Pause a goal at its next cycle boundary (resume continues it)."""
-    status = GoalStore(_store(db, workflow)).request(
+    status = _goals(_store(db, workflow)).request(
         goal_id, "paused", ["active", "queued", "interrupted"]
     )
     console.print(f"goal {goal_id}: {status.state}")
@@ -294,7 +317,7 @@ def pause(goal_id: str, db: DbOption = None, workflow: StoreWorkflow = None) -> 
 @guarded
 def cancel(goal_id: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """Cancel a goal: it stops at its next cycle boundary and cannot be resumed."""
-    status = GoalStore(_store(db, workflow)).request(
+    status = _goals(_store(db, workflow)).request(
         goal_id, "cancelled", ["active", "paused", "queued", "interrupted"]
     )
     console.print(f"goal {goal_id}: {status.state}")
@@ -309,7 +332,7 @@ def status_command(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """A goal's state, cycles and totals."""
-    status = GoalStore(_store(db, workflow)).status(goal_id)
+    status = _goals(_store(db, workflow)).status(goal_id)
     if json_out:
         print_json(status.model_dump(mode="json"))
         return
@@ -325,11 +348,15 @@ def list_command(
     workflow: StoreWorkflow = None,
 ) -> None:
     """Every goal, newest first."""
+    from rich.table import Table
+
+    from apex.goals.types import GoalStateName
+
     states = get_args(GoalStateName)
     if state is not None and state not in states:
         bad_input(f"--state {state!r}: not a goal state; use one of {', '.join(states)}")
     table = Table("id", "state", "cycles", "cost", "objective")
-    for status in GoalStore(_store(db, workflow)).all(state, schedule):
+    for status in _goals(_store(db, workflow)).all(state, schedule):
         table.add_row(
             status.spec.id,
             status.state,
@@ -344,7 +371,9 @@ def list_command(
 @guarded
 def show(goal_id: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """A table per cycle (summary, verdict, blocker, cost), then the best answer."""
-    status = GoalStore(_store(db, workflow)).status(goal_id)
+    from rich.table import Table
+
+    status = _goals(_store(db, workflow)).status(goal_id)
     _show_status(status)
     table = Table("cycle", "answer", "judge", "verifier", "blocker", "cost", title="cycles")
     verdict = {True: "met", False: "not met", None: "-"}

@@ -15,18 +15,23 @@ from __future__ import annotations
 import difflib
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
 
 from apex.cli.common import bad_input, console, guarded, print_json
+from apex.cli.progress import TerminalBar
 from apex.errors import ReplayDataError
-from apex.evidence import GLOBAL_CATEGORY, ReplayReport, load_answers, run_replay
-from apex.evidence.replay import AnswerTable
-from apex.store import EvidenceStore, record_keys
-from apex.store.buffered import WriteBehind
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
+
+    from apex.evidence import ReplayReport
+    from apex.evidence.replay import AnswerTable
+    from apex.store import AggKey, EvidenceEvent, EvidenceStore, ModelAggregate
+    from apex.store.aggregate import AggregateStore
 
 CSV_FORMAT = (
     "an answers CSV has columns qid,category,n_options,gold, then one per model (A-J or null)"
@@ -40,7 +45,25 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
 
 
+class _Counted:
+    """An aggregate store that advances a progress bar once per question (one apply each)."""
+
+    def __init__(self, store: AggregateStore, bar: TerminalBar) -> None:
+        self.store, self.bar = store, bar
+
+    def get_keys(self, keys: Iterable[AggKey]) -> Mapping[AggKey, ModelAggregate]:
+        """The wrapped store's aggregates."""
+        return self.store.get_keys(keys)
+
+    def apply(self, events: Iterable[EvidenceEvent]) -> None:
+        """Fold one question's events, then count it."""
+        self.store.apply(events)
+        self.bar.advance()
+
+
 def _load(path: Path, panel: list[str] | None) -> AnswerTable:
+    from apex.evidence import load_answers
+
     if not path.is_file():
         bad_input(
             f"{path}: no such file; give the path of a recorded panel's answers CSV ({CSV_FORMAT})"
@@ -64,6 +87,8 @@ def _load(path: Path, panel: list[str] | None) -> AnswerTable:
 
 def _open_store(db: str, panel: Sequence[str]) -> EvidenceStore:
     from apex.cli.stores import open_store
+    from apex.evidence import GLOBAL_CATEGORY
+    from apex.store import record_keys
 
     store = open_store(db, write=True)
     aggs = store.get_keys(record_keys(panel, GLOBAL_CATEGORY))
@@ -166,6 +191,10 @@ def replay(
     ] = None,
 ) -> None:
     """Replay a recorded panel's answers through the evidence policy and measure it."""
+    from apex.evidence import run_replay
+    from apex.store.buffered import WriteBehind
+    from apex.store.memory import InMemoryAggregates
+
     models = _split(panel)
     table = _load(answers, models)
     chosen = models if models is not None else table.models
@@ -175,16 +204,18 @@ def replay(
     if db is not None:
         sql = _open_store(db, chosen)
         store, where = WriteBehind(sql), sql.masked_url
+    questions = min(first, len(table.qids)) if first else len(table.qids)
     try:
-        report = run_replay(
-            table,
-            chosen,
-            seed=seed,
-            ground_truth=ground_truth,
-            store=store,
-            gt_fraction=gt_fraction,
-            first=first,
-        )
+        with TerminalBar(questions, "replaying") as bar:
+            report = run_replay(
+                table,
+                chosen,
+                seed=seed,
+                ground_truth=ground_truth,
+                store=_Counted(store if store is not None else InMemoryAggregates(), bar),
+                gt_fraction=gt_fraction,
+                first=first,
+            )
         if store is not None:
             store.flush()
     finally:
