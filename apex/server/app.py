@@ -24,6 +24,7 @@ from apex.server.registry import Registry
 from apex.server.state import ServerState, state_of
 from apex.server.store import ServerStore
 from apex.server.work import Workshop
+from apex.ui import dashboard_router
 
 DESCRIPTION = """An OpenAI-compatible endpoint over APEX's fusion cycle, and a goals API.
 
@@ -31,6 +32,10 @@ DESCRIPTION = """An OpenAI-compatible endpoint over APEX's fusion cycle, and a g
 judge); `model: "provider:model"` is one call. Authenticate with `Authorization: Bearer KEY`
 when the server has keys (`APEX_SERVER_KEYS`).
 """
+
+
+DASHBOARD_PREFIX = "/ui"
+"""Where the read-only dashboard is served (only by a server without keys)."""
 
 
 def build_state(config: ServerConfig) -> ServerState:
@@ -72,6 +77,8 @@ def create_app(config: ServerConfig, state: ServerState | None = None) -> FastAP
     app.include_router(completions.router)
     app.include_router(goals_api.router)
     app.include_router(evidence_api.router)
+    if not parts.door.auth:  # a browser sends no key: with keys, run `apex ui` beside the server
+        app.include_router(dashboard_router(lambda: parts.store, prefix=DASHBOARD_PREFIX))
     app.add_middleware(GuardMiddleware, door=parts.door)
 
     @app.get("/health", tags=["server"], summary="Liveness and load")
