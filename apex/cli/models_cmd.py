@@ -8,7 +8,6 @@ from typing import Annotated
 
 import httpx
 import typer
-from rich.table import Table
 
 from apex.cli.common import console, fail, guarded, print_json, run
 from apex.cli.exits import failure_exit
@@ -84,17 +83,14 @@ def models(workflow: WorkflowOption = None, json_out: bool = typer.Option(False,
     if json_out:
         print_json(rows)
         return
-    table = Table("provider", "base url", "key", "status", "detail", "models in workflow")
-    for row in rows:
-        table.add_row(
-            str(row["provider"]),
-            str(row["base_url"]),
-            str(row["api_key_env"] or "-"),
-            str(row["status"]),
-            str(row["detail"]),
-            ", ".join(row["models"]) or "-",  # type: ignore[arg-type]
-        )
-    console.print(table)
+    for row in rows:  # a few short lines per provider: readable at 80 columns, nothing cut
+        status, detail = str(row["status"]), str(row["detail"])
+        said = f"{status} ({detail})" if status == "reachable" else f"{status}: {detail}"
+        console.print(f"{row['provider']:<11} {said}", markup=False, highlight=False)
+        console.print(f"{'':<11} {row['base_url']}", markup=False, highlight=False)
+        if row["models"]:
+            used = ", ".join(row["models"])  # type: ignore[arg-type]
+            console.print(f"{'':<11} models: {used}", markup=False, highlight=False)
     console.print(f"[dim]local:smollm2 — {DEMO_MODEL_NOTE}[/dim]")
 
 

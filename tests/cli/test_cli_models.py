@@ -90,3 +90,18 @@ def test_bad_workflow_names_file_and_key(tmp_path: Path) -> None:
     result = runner.invoke(app, ["models", "-w", str(path)])
     assert result.exit_code == EXIT_BAD_INPUT
     assert str(path) in result.stderr and "quorum" in result.stderr
+
+
+def test_models_is_readable_at_80_columns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, server: TestServer
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    path = tmp_path / "lab.toml"
+    path.write_text(lab_toml(server.base_url))
+    result = runner.invoke(app, ["models", "-w", str(path)])
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert server.base_url in result.stdout and "set OPENROUTER_API_KEY" in result.stdout
+    assert "lab:m1, lab:m2, lab:m3" in result.stdout  # nothing cut with an ellipsis
+    assert "…" not in result.stdout
