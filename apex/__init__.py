@@ -30,6 +30,7 @@ def _version() -> str:
     except PackageNotFoundError:  # running from a source tree that is not installed
         return "0.0.0"
 
+
 # Imported on first use, so that `apex --version` and every command start without the whole
 # stack (the graph, the store, the client): the names are the same, only the moment differs.
 _LAZY: dict[str, str] = {

@@ -84,13 +84,13 @@ def models(workflow: WorkflowOption = None, json_out: bool = typer.Option(False,
         print_json(rows)
         return
     for row in rows:  # a few short lines per provider: readable at 80 columns, nothing cut
-        status, detail = str(row["status"]), str(row["detail"])
-        said = f"{status} ({detail})" if status == "reachable" else f"{status}: {detail}"
+        state, detail = str(row["status"]), str(row["detail"])
+        said = f"{state} ({detail})" if state == "reachable" else f"{state}: {detail}"
         console.print(f"{row['provider']:<11} {said}", markup=False, highlight=False)
         console.print(f"{'':<11} {row['base_url']}", markup=False, highlight=False)
         if row["models"]:
-            used = ", ".join(row["models"])  # type: ignore[arg-type]
-            console.print(f"{'':<11} models: {used}", markup=False, highlight=False)
+            listed = ", ".join(row["models"])
+            console.print(f"{'':<11} models: {listed}", markup=False, highlight=False)
     console.print(f"[dim]local:smollm2 — {DEMO_MODEL_NOTE}[/dim]")
 
 
