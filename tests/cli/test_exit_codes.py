@@ -69,6 +69,9 @@ def test_goal_start_exits_with_its_state(inproc: InProcessServer, tmp_path: Path
         app, ["goal", "start", "Reach 42", "-w", path, "--db", db, "--max-cycles", "1"]
     )
     assert limited.exit_code == exits.EXIT_BUDGET_LIMITED, limited.output
+    inproc.default("judge", roles.judge("42", goal_met=False, blocker="no data on 42"))
+    blocked = runner.invoke(app, ["goal", "start", "Reach 42", "-w", path, "--db", db])
+    assert blocked.exit_code == exits.EXIT_BLOCKED, blocked.output
     for model in PANEL:
         inproc.default(model, Fail(503))
     outage = runner.invoke(app, ["goal", "start", "Reach 42", "-w", path, "--db", db])
