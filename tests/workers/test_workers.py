@@ -98,10 +98,16 @@ def test_queued_goals_complete_once_and_a_killed_workers_goal_is_taken_over(
         victim = next(p for p in workers.procs if p.pid == lease.holder.pid)
         in_flight = [r for r in server.requests_for("m3") if goal_number(r.body) == SLOW]
         assert len(in_flight) == 1 and not in_flight[0].finished
-        status = CliRunner().invoke(app, ["status", "--db", backend.url, "--json"])
-        assert status.exit_code == 0, status.output
-        shown = json.loads(status.stdout)
-        assert len(shown["workers"]) == backend.workers
+
+        def shown_status() -> dict[str, Any]:
+            status = CliRunner().invoke(app, ["status", "--db", backend.url, "--json"])
+            assert status.exit_code == 0, status.output
+            shown: dict[str, Any] = json.loads(status.stdout)
+            return shown
+
+        # every worker shows once it has started (slow to start on a loaded machine)
+        poll(lambda: len(shown_status()["workers"]) == backend.workers, "workers shown", workers)
+        shown = shown_status()
         assert slow_id in [r["goal_id"] for r in shown["running"]]
         os.kill(victim.pid, signal.SIGKILL)
         killed_at = time.monotonic()
