@@ -239,7 +239,7 @@ class ModelClient:
         result = attempt.result.model_copy(
             update={
                 "latency_s": time.perf_counter() - started,
-                "queue_s": round(queued, 6),
+                "queue_s": round(queued, 3),  # an uncontended slot reads 0.0
                 "attempts": attempt_no,
             }
         )
