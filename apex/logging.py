@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO, cast
 
 import structlog
 
 from apex.redact import redact_processor
+
+
+class _CurrentStderr:
+    """Whatever ``sys.stderr`` is at the moment of writing (a stream bound once would outlive a
+    redirection, and writing to it once closed would kill the thread that logs)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure_logging(level: str = "WARNING", *, json: bool = False) -> None:
@@ -24,7 +36,7 @@ def configure_logging(level: str = "WARNING", *, json: bool = False) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(file=cast(TextIO, _CurrentStderr())),
         cache_logger_on_first_use=False,
     )
 

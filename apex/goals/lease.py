@@ -27,16 +27,12 @@ import sqlalchemy as sa
 from sqlalchemy import exc
 
 from apex.errors import GoalBusy, StoreError
+from apex.goals.heartbeat import DEFAULT_HEARTBEAT_S, DEFAULT_LEASE_TTL_S
 from apex.logging import get_logger
 from apex.store import EvidenceStore
 from apex.store.apply import insert_ignore
 from apex.store.engine import read_transaction, store_error, write_transaction
 from apex.store.tables import GOAL_LEASES, utcnow
-
-DEFAULT_LEASE_TTL_S = 20.0
-"""How long a lease stays live without a heartbeat."""
-DEFAULT_HEARTBEAT_S = 5.0
-"""How often a holder renews its lease (a quarter of the time to live: three beats may fail)."""
 
 log = get_logger("apex.goals.lease")
 
@@ -225,11 +221,11 @@ async def hold(
             except StoreError as error:  # the database may come back before the lease expires
                 log.warning("lease_renewal_failed", goal=goal_id, error=str(error))
                 continue
-            if not renewed:
+            if not renewed:  # stop the body first: nothing after this may keep it running
                 held.lost = True
-                log.error("lease_lost", goal=goal_id)
                 if owner is not None:
                     loop.call_soon_threadsafe(owner.cancel)
+                log.error("lease_lost", goal=goal_id)
                 return
 
     beating = threading.Thread(target=beat, name=f"lease {goal_id}", daemon=True)
