@@ -9,9 +9,6 @@ import typer
 from rich.table import Table
 
 from apex.cli.common import console, guarded, print_json
-from apex.store.tables import utcnow
-from apex.workers.status import status
-from apex.workflow import load_workflow
 
 
 @guarded
@@ -25,7 +22,10 @@ def status_command(
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Workers alive, queue depth, running goals and the next schedule firings."""
-    from apex.cli.stores import open_store
+    from apex.cli.stores import open_store  # the stack behind the command, not its --help
+    from apex.store.tables import utcnow
+    from apex.workers.status import status
+    from apex.workflow import load_workflow
 
     store = open_store(db, load_workflow(workflow).db, write=False)
     now, found = utcnow(), status(store)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections import deque
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Group
@@ -14,10 +14,11 @@ from rich.table import Table
 from rich.text import Text
 
 from apex.cli.common import guarded, run
-from apex.store import EvidenceStore
-from apex.workers import WorkerEvent, WorkerSettings, run_worker
+from apex.goals.heartbeat import DEFAULT_HEARTBEAT_S
 from apex.workers.settings import DEFAULT_CONCURRENCY, DEFAULT_GRACE_S
-from apex.workflow import load_workflow
+
+if TYPE_CHECKING:
+    from apex.workers import WorkerEvent
 
 RECENT = 12
 """Events the live display keeps."""
@@ -89,13 +90,17 @@ def worker(
     heartbeat: Annotated[
         float,
         typer.Option(min=0.1, help="Heartbeat period (s); 4 missed beats mean a dead worker."),
-    ] = WorkerSettings().heartbeat_s,
+    ] = DEFAULT_HEARTBEAT_S,
     json_out: Annotated[bool, typer.Option("--json", help="One JSON line per event.")] = False,
 ) -> None:
     """Run queued goals and schedule firings until SIGTERM or Ctrl-C (then exit 0).
 
     One worker per SQLite database; any number on PostgreSQL, on any number of machines.
     """
+    from apex.store import EvidenceStore  # the stack behind the command, not its --help
+    from apex.workers import WorkerSettings, run_worker
+    from apex.workflow import load_workflow
+
     store = EvidenceStore(db, workflow_db=load_workflow(workflow).db)
     settings = WorkerSettings(concurrency=concurrency, grace_s=grace, heartbeat_s=heartbeat)
     display = _json_line if json_out or not sys.stdout.isatty() else _LiveStatus()

@@ -26,7 +26,8 @@ from apex.errors import (
 from apex.evidence.panel import store_weights
 from apex.fusion import check_workflow
 from apex.goals.checkpoints import CHECKPOINT_ERRORS, open_checkpointer
-from apex.goals.lease import DEFAULT_HEARTBEAT_S, DEFAULT_LEASE_TTL_S, Holder, LeaseStore, hold
+from apex.goals.heartbeat import DEFAULT_HEARTBEAT_S, DEFAULT_LEASE_TTL_S
+from apex.goals.lease import Holder, LeaseStore, hold
 from apex.goals.loop import GoalDeps, GoalEvent, GoalLoopState, goal_graph
 from apex.goals.store import GoalStore
 from apex.goals.types import TERMINAL_STATES, GoalSpec, GoalStatus, Limits

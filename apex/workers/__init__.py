@@ -2,14 +2,44 @@
 
 On SQLite one worker serves the database; on PostgreSQL any number of workers on any number of
 machines share it through procrastinate. A goal is run by one process at a time (its lease),
-and a goal whose worker died resumes from its checkpoint on another.
+and a goal whose worker died resumes from its checkpoint on another. The public names load their
+module on first use, so ``apex status`` does not import the goal loop.
 """
 
-from apex.workers.schedules import Schedule, ScheduleInfo, ScheduleSpec, ScheduleStore
-from apex.workers.settings import WorkerSettings
-from apex.workers.tasks import WorkerContext, WorkerEvent
-from apex.workers.timing import Rule
-from apex.workers.worker import run_worker
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from apex.workers.schedules import Schedule, ScheduleInfo, ScheduleSpec, ScheduleStore
+    from apex.workers.settings import WorkerSettings
+    from apex.workers.tasks import WorkerContext, WorkerEvent
+    from apex.workers.timing import Rule
+    from apex.workers.worker import run_worker
+
+_LAZY = {
+    "Schedule": "apex.workers.schedules",
+    "ScheduleInfo": "apex.workers.schedules",
+    "ScheduleSpec": "apex.workers.schedules",
+    "ScheduleStore": "apex.workers.schedules",
+    "WorkerSettings": "apex.workers.settings",
+    "WorkerContext": "apex.workers.tasks",
+    "WorkerEvent": "apex.workers.tasks",
+    "Rule": "apex.workers.timing",
+    "run_worker": "apex.workers.worker",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """A public name, imported from its module on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'apex.workers' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "Rule",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from apex.goals.lease import DEFAULT_HEARTBEAT_S
+from apex.goals.heartbeat import DEFAULT_HEARTBEAT_S
 
 DEFAULT_CONCURRENCY = 1
 """Goals one worker runs at once."""
