@@ -90,14 +90,7 @@ def commands(text: str) -> list[str]:
     return [line for line in joined.splitlines() if line.strip() and not line.startswith("#")]
 
 
-KNOWN_BROKEN: dict[str, str] = {
-    "-w lab.toml --n-options 3": "lab.toml is nowhere: use -w examples/lab.toml (and "
-    "examples/items.jsonl for --batch) with `python -m apex.testing` running",
-    "quiz.jsonl -w lab.toml": "no quiz.jsonl, no lab.toml, run id 3f2a...: use "
-    "examples/items.jsonl, -w examples/lab.toml, and the id `apex runs --limit 1 --json` gives",
-    "../shared/bench/mmlu-pro/answers.csv": "not in a user's clone: B=examples/answers-sample.csv",
-    "goal show g-983610ead81e": "a goal id of another machine: take it from `apex goal list`",
-}
+KNOWN_BROKEN: dict[str, str] = {}
 """A text of a block that fails as written -> the fix proposed to the README's owner."""
 
 README_BLOCKS = blocks(README.read_text(encoding="utf-8"))
