@@ -7,10 +7,10 @@ is kept so later syntheses weight each model by its record.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
 
 from apex.errors import ApexError
+from apex.lazy import lazy_names
 
 if TYPE_CHECKING:
     __version__: str
@@ -52,18 +52,16 @@ _LAZY: dict[str, str] = {
 }
 
 
+_lazy = lazy_names(__name__, _LAZY, globals())
+
+
 def __getattr__(name: str) -> Any:
     """The public names above, imported from their module on first use (logging is configured
     by :mod:`apex.logging` when the first module that logs is imported)."""
     if name == "__version__":
         globals()[name] = value = _version()
         return value
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'apex' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+    return _lazy(name)
 
 
 __all__ = [

@@ -21,7 +21,15 @@ FLOORS: list[list[str]] = [
     ["apex.store"],
     ["apex.workflow"],
     ["apex.models"],
-    ["apex.errors", "apex.types", "apex.redact", "apex.logging", "apex.faults", "apex.telemetry"],
+    [
+        "apex.errors",
+        "apex.types",
+        "apex.redact",
+        "apex.logging",
+        "apex.faults",
+        "apex.telemetry",
+        "apex.lazy",
+    ],
 ]
 """Top floor first; a module may import its own floor and the floors below."""
 APART = {frozenset({"apex.graph", "apex.evidence"})}

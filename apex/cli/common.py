@@ -7,7 +7,7 @@ import functools
 import json
 import sys
 from collections.abc import Callable, Coroutine
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Annotated, Any, NoReturn, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
@@ -21,6 +21,21 @@ from apex.cli.exits import (
 )
 from apex.errors import ApexError, ConfigError, ConnectionFailure
 from apex.redact import redact, redact_known
+
+DbOption = Annotated[
+    str | None,
+    typer.Option(
+        "--db",
+        help="Database URL or SQLite path (default: APEX_DB, the workflow's db, "
+        "$APEX_HOME/apex.db).",
+    ),
+]
+"""``--db``: the store a command opens."""
+StoreWorkflow = Annotated[
+    str | None,
+    typer.Option("--workflow", "-w", help="Workflow whose `db` key names the database."),
+]
+"""``--workflow`` where it only names the store (its ``db`` key)."""
 
 T = TypeVar("T")
 P = ParamSpec("P")

@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from apex.cli.common import bad_input, console, fail, guarded, print_json, run
+from apex.cli.common import (
+    DbOption,
+    StoreWorkflow,
+    bad_input,
+    console,
+    fail,
+    guarded,
+    print_json,
+    run,
+)
 from apex.cli.stores import check_named_store
 
 if TYPE_CHECKING:
@@ -21,18 +30,6 @@ app = typer.Typer(
     add_completion=False,
 )
 
-DbOption = Annotated[
-    str | None,
-    typer.Option(
-        "--db",
-        help="Database URL or SQLite path (default: APEX_DB, the workflow's db, "
-        "$APEX_HOME/apex.db).",
-    ),
-]
-WorkflowOption = Annotated[
-    str | None,
-    typer.Option("--workflow", "-w", help="Workflow whose `db` key names the database."),
-]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([wdhms])\s*$", re.IGNORECASE)
@@ -76,7 +73,7 @@ def _open(
 @app.command("upgrade")
 @guarded
 def upgrade(
-    db: DbOption = None, workflow: WorkflowOption = None, json_out: JsonOption = False
+    db: DbOption = None, workflow: StoreWorkflow = None, json_out: JsonOption = False
 ) -> None:
     """Migrate the evidence store's schema to the newest revision."""
     with _open(db, workflow, migrate=False) as store:
@@ -104,7 +101,7 @@ def prune(
         str, typer.Option("--older-than", help="Age cutoff: 90d, 12h, 30m, 45s or 2w.")
     ],
     db: DbOption = None,
-    workflow: WorkflowOption = None,
+    workflow: StoreWorkflow = None,
     json_out: JsonOption = False,
     yes: Annotated[
         bool, typer.Option("--yes", help="Confirm a cutoff under one day (prunes nearly all).")
@@ -149,7 +146,7 @@ def prune(
 @app.command("check")
 @guarded
 def check(
-    db: DbOption = None, workflow: WorkflowOption = None, json_out: JsonOption = False
+    db: DbOption = None, workflow: StoreWorkflow = None, json_out: JsonOption = False
 ) -> None:
     """Check the database's integrity (SQLite quick_check) and its schema; exit 1 if damaged."""
     from apex.store import EvidenceStore, head_revision, spool
@@ -193,7 +190,7 @@ def check(
 @guarded
 def recover(
     db: DbOption = None,
-    workflow: WorkflowOption = None,
+    workflow: StoreWorkflow = None,
     json_out: JsonOption = False,
     any_db: Annotated[
         bool,

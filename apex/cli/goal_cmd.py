@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, get_args
 
 import typer
 
-from apex.cli.common import bad_input, console, guarded, print_json, run
+from apex.cli.common import DbOption, StoreWorkflow, bad_input, console, guarded, print_json, run
 from apex.cli.db_cmd import parse_duration
 from apex.cli.exits import goal_exit
 
@@ -31,13 +31,6 @@ TERMINAL_STATES = frozenset({"complete", "budget_limited", "blocked", "failed", 
 """Goal states nothing resumes (``apex.goals.types.TERMINAL_STATES``, checked by a test)."""
 
 app = typer.Typer(help="Goal loops: fusion cycles until a goal is met or a limit is reached.")
-DbOption = Annotated[
-    str | None, typer.Option(help="Store URL (else APEX_DB, else the workflow's db, else default).")
-]
-StoreWorkflow = Annotated[
-    str | None,
-    typer.Option("--workflow", "-w", help="Use this workflow's db key to find the store."),
-]
 
 
 def parse_deadline(value: str) -> datetime:

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from apex.cli.common import bad_input, console, guarded, print_json
+from apex.cli.common import DbOption, StoreWorkflow, bad_input, console, guarded, print_json
 
 DEFAULT_LIMIT = 20
 
@@ -39,12 +39,8 @@ def _one_line(text: str, width: int) -> str:
 @guarded
 def runs(
     limit: Annotated[int, typer.Option(help="Show at most this many runs.")] = DEFAULT_LIMIT,
-    db: Annotated[
-        str | None, typer.Option(help="Store URL (else APEX_DB, else the workflow's db).")
-    ] = None,
-    workflow: Annotated[
-        str | None, typer.Option("--workflow", "-w", help="Use this workflow's db key.")
-    ] = None,
+    db: DbOption = None,
+    workflow: StoreWorkflow = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print one JSON array.")] = False,
 ) -> None:
     """Recorded runs, newest first: the ids `apex feedback RUN_ID` takes."""

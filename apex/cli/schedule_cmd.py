@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from apex.cli.common import bad_input, console, fail, guarded
+from apex.cli.common import DbOption, StoreWorkflow, bad_input, console, fail, guarded
 from apex.cli.db_cmd import parse_duration
 from apex.cli.goal_cmd import parse_verifier
 from apex.goals.queue import enqueue
@@ -21,13 +21,6 @@ from apex.workers.timing import zone
 from apex.workflow import DEFAULT_WORKFLOW, load_workflow
 
 app = typer.Typer(help="Scheduled goals: a goal fired by cron or interval, run by apex worker.")
-DbOption = Annotated[
-    str | None, typer.Option(help="Store URL (else APEX_DB, else the workflow's db, else default).")
-]
-StoreWorkflow = Annotated[
-    str | None,
-    typer.Option("--workflow", "-w", help="Use this workflow's db key to find the store."),
-]
 
 
 def _store(db: str | None, workflow: str | None) -> EvidenceStore:

@@ -8,17 +8,13 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from apex.cli.common import console, guarded, print_json
+from apex.cli.common import DbOption, StoreWorkflow, console, guarded, print_json
 
 
 @guarded
 def status_command(
-    db: Annotated[
-        str | None, typer.Option(help="Store URL (else APEX_DB, else the workflow's db).")
-    ] = None,
-    workflow: Annotated[
-        str | None, typer.Option("--workflow", "-w", help="Use this workflow's db key.")
-    ] = None,
+    db: DbOption = None,
+    workflow: StoreWorkflow = None,
     json_out: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Workers alive, queue depth, running goals and the next schedule firings."""

@@ -13,7 +13,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from apex.cli.common import guarded, run
+from apex.cli.common import DbOption, StoreWorkflow, guarded, run
 from apex.goals.heartbeat import DEFAULT_HEARTBEAT_S
 from apex.workers.settings import DEFAULT_CONCURRENCY, DEFAULT_GRACE_S
 
@@ -77,12 +77,8 @@ def worker(
     concurrency: Annotated[
         int, typer.Option(min=1, help="Goals this worker runs at once.")
     ] = DEFAULT_CONCURRENCY,
-    db: Annotated[
-        str | None, typer.Option(help="Store URL (else APEX_DB, else the workflow's db).")
-    ] = None,
-    workflow: Annotated[
-        str | None, typer.Option("--workflow", "-w", help="Use this workflow's db key.")
-    ] = None,
+    db: DbOption = None,
+    workflow: StoreWorkflow = None,
     grace: Annotated[
         float,
         typer.Option(min=0, help="On SIGTERM / Ctrl-C: seconds for cycles to reach a checkpoint."),

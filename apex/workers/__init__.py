@@ -8,8 +8,9 @@ module on first use, so ``apex status`` does not import the goal loop.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from apex.lazy import lazy_names
 
 if TYPE_CHECKING:
     from apex.workers.schedules import Schedule, ScheduleInfo, ScheduleSpec, ScheduleStore
@@ -31,15 +32,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    """A public name, imported from its module on first use."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'apex.workers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
+__getattr__ = lazy_names(__name__, _LAZY, globals())
 
 __all__ = [
     "Rule",
