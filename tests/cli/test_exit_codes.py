@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from apex.cli import exits
 from apex.cli.main import app
+from apex.goals.store import GoalStore
+from apex.store import EvidenceStore
 from apex.testing import Fail, InProcessServer, Reply, roles, workflow_toml
 
 runner = CliRunner()
@@ -119,3 +122,28 @@ def test_fuse_json_still_prints_on_failure(inproc: InProcessServer, tmp_path: Pa
         inproc.default(model, Fail(500))
     result = runner.invoke(app, ["fuse", "q", "-w", lab(tmp_path, inproc.base_url), "--json"])
     assert json.loads(result.stdout)["synthesis_path"] == "all_panel_failed"
+
+
+@pytest.mark.parametrize(
+    ("requested", "status"), [("paused", exits.EXIT_PAUSED), ("cancelled", exits.EXIT_CANCELLED)]
+)
+def test_a_goal_paused_or_cancelled_while_it_runs_exits_with_that_state(
+    inproc: InProcessServer, tmp_path: Path, requested: str, status: int
+) -> None:
+    db = f"sqlite:///{tmp_path / 'goals.db'}"
+    store = EvidenceStore(db)
+
+    def m1(_body: dict[str, Any]) -> Reply:  # another process asks while cycle 1 runs
+        (goal,) = GoalStore(store).all()
+        if goal.state == "active":  # only once: the first answer of cycle 1
+            GoalStore(store).request(goal.spec.id, requested, ["active"])  # type: ignore[arg-type]
+        return Reply("the answer is 41")
+
+    answers(inproc, met=False)
+    inproc.default("m1", m1)
+    args = ["goal", "start", "Reach 42", "-w", lab(tmp_path, inproc.base_url), "--db", db]
+    result = runner.invoke(app, [*args, "--max-cycles", "5"])
+    assert result.exit_code == status, result.output
+    (goal,) = GoalStore(store).all()
+    assert goal.state == requested and len(goal.cycles) == 1  # stopped at the cycle boundary
+    store.close()
