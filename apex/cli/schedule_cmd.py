@@ -3,32 +3,33 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from apex.cli.common import DbOption, StoreWorkflow, bad_input, console, fail, guarded
 from apex.cli.db_cmd import parse_duration
-from apex.cli.goal_cmd import parse_verifier
-from apex.goals.queue import enqueue
-from apex.goals.store import GoalStore
-from apex.goals.types import Limits
-from apex.store import EvidenceStore
-from apex.workers import Schedule, ScheduleInfo, ScheduleStore
-from apex.workers.firing import fire_one, shown_state, spent
-from apex.workers.timing import zone
-from apex.workflow import DEFAULT_WORKFLOW, load_workflow
+from apex.cli.goal_cmd import DEFAULT_WORKFLOW, parse_verifier
+
+if TYPE_CHECKING:  # the stack behind the commands is imported when one runs, not for --help
+    from apex.store import EvidenceStore
+    from apex.workers import ScheduleInfo
 
 app = typer.Typer(help="Scheduled goals: a goal fired by cron or interval, run by apex worker.")
 
 
 def _store(db: str | None, workflow: str | None) -> EvidenceStore:
+    from apex.store import EvidenceStore
+    from apex.workflow import load_workflow
+
     return EvidenceStore(db, workflow_db=load_workflow(workflow).db)
 
 
 def _when(moment: datetime | None, tz: str) -> str:
     """A stored (naive UTC) moment in the schedule's zone, with how far it is from now."""
+    from apex.workers.timing import zone
+
     if moment is None:
         return "-"
     aware = moment.replace(tzinfo=UTC)
@@ -69,6 +70,11 @@ def add(
     db: DbOption = None,
 ) -> None:
     """Add a schedule; any worker of its database fires it from now on."""
+    from apex.goals.types import Limits
+    from apex.store import EvidenceStore
+    from apex.workers import Schedule
+    from apex.workflow import load_workflow
+
     if overlap not in ("skip", "queue"):
         bad_input(f"--overlap: '{overlap}' is neither skip nor queue")
     if catch_up not in ("once", "skip"):
@@ -112,6 +118,9 @@ def add(
 @guarded
 def list_command(db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """Every schedule: rule, state, next firing, what happened last."""
+    from apex.workers import ScheduleStore
+    from apex.workers.firing import shown_state, spent
+
     store = _store(db, workflow)
     table = Table("name", "rule", "state", "next firing", "last")
     now = datetime.now(UTC)
@@ -128,6 +137,9 @@ def list_command(db: DbOption = None, workflow: StoreWorkflow = None) -> None:
 
 
 def _show(store: EvidenceStore, info: ScheduleInfo) -> None:
+    from apex.goals.store import GoalStore
+    from apex.workers.firing import shown_state, spent
+
     spec, now = info.spec, datetime.now(UTC)
     today = spent(store, info, now)
     cap = f" of ${spec.budget_usd_per_day:g}" if spec.budget_usd_per_day is not None else ""
@@ -152,6 +164,8 @@ def _show(store: EvidenceStore, info: ScheduleInfo) -> None:
 @guarded
 def show(name: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """A schedule in full, with its latest goals."""
+    from apex.workers import ScheduleStore
+
     store = _store(db, workflow)
     _show(store, ScheduleStore(store).get(name))
 
@@ -160,6 +174,8 @@ def show(name: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None
 @guarded
 def pause(name: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """Stop firing (goals already fired go on)."""
+    from apex.workers import ScheduleStore
+
     info = ScheduleStore(_store(db, workflow)).set_state(name, "paused")
     console.print(f"schedule {name}: {info.state}")
 
@@ -168,6 +184,8 @@ def pause(name: str, db: DbOption = None, workflow: StoreWorkflow = None) -> Non
 @guarded
 def resume(name: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """Fire again, from the next due time (nothing missed while paused fires)."""
+    from apex.workers import ScheduleStore
+
     info = ScheduleStore(_store(db, workflow)).set_state(name, "active")
     when = _when(info.next_fire_at, info.spec.rule.tz)
     console.print(f"schedule {name}: {info.state}, next firing {when}", markup=False)
@@ -177,6 +195,8 @@ def resume(name: str, db: DbOption = None, workflow: StoreWorkflow = None) -> No
 @guarded
 def remove(name: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """Delete the schedule (its goals and their history stay)."""
+    from apex.workers import ScheduleStore
+
     ScheduleStore(_store(db, workflow)).remove(name)
     console.print(f"schedule {name}: removed")
 
@@ -185,6 +205,10 @@ def remove(name: str, db: DbOption = None, workflow: StoreWorkflow = None) -> No
 @guarded
 def run_now(name: str, db: DbOption = None, workflow: StoreWorkflow = None) -> None:
     """Fire once now (due or not, overlap ignored; the daily cap holds); prints the goal id."""
+    from apex.goals.queue import enqueue
+    from apex.workers import ScheduleStore
+    from apex.workers.firing import fire_one
+
     store = _store(db, workflow)
     ScheduleStore(store).get(name)  # one line when there is no such schedule
     firing = fire_one(store, name, datetime.now(UTC), force=True)
