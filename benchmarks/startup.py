@@ -27,6 +27,11 @@ ALL = (
     ["runs", "--help"],
     ["models", "--help"],
     ["db", "upgrade", "--help"],
+    ["status", "--help"],
+    ["worker", "--help"],
+    ["schedule", "add", "--help"],
+    ["serve", "--help"],
+    ["report", "--help"],
 )
 
 
