@@ -220,22 +220,27 @@ class ModelClient:
         started = time.perf_counter()
         attempt_no = 0
         queued = 0.0
-        while True:
-            attempt_no += 1
-            waiting = time.perf_counter()
-            async with provider.semaphore:
-                queued += time.perf_counter() - waiting
-                attempt = await self._attempt(spec, provider, body, request, timeout)
-            failure = attempt.result.failure
-            if failure is None or (failure.kind not in _RETRYABLE and not _is_5xx(failure)):
-                break
-            if attempt_no > self._retry.max_retries:
-                break
-            if (attempt.retry_after or 0.0) > self._retry.max_retry_after_s:
-                break
-            delay = self._retry.delay(attempt_no, attempt.retry_after)
-            log.info("model_call_retry", model=spec, kind=failure.kind, delay_s=round(delay, 3))
-            await asyncio.sleep(delay)
+        try:
+            while True:
+                attempt_no += 1
+                waiting = time.perf_counter()
+                async with provider.semaphore:
+                    queued += time.perf_counter() - waiting
+                    attempt = await self._attempt(spec, provider, body, request, timeout)
+                failure = attempt.result.failure
+                if failure is None or (failure.kind not in _RETRYABLE and not _is_5xx(failure)):
+                    break
+                if attempt_no > self._retry.max_retries:
+                    break
+                if (attempt.retry_after or 0.0) > self._retry.max_retry_after_s:
+                    break
+                delay = self._retry.delay(attempt_no, attempt.retry_after)
+                log.info("model_call_retry", model=spec, kind=failure.kind, delay_s=round(delay, 3))
+                await asyncio.sleep(delay)
+        except asyncio.CancelledError:  # the cycle was cancelled: the span still ends
+            if span is not None:
+                span.abandon("cancelled")
+            raise
         result = attempt.result.model_copy(
             update={
                 "latency_s": time.perf_counter() - started,

@@ -84,6 +84,14 @@ class ChatSpan:
             span.set_attribute(genai.OUTPUT_MESSAGES, json.dumps(output))
         span.end()
 
+    def abandon(self, reason: str) -> None:
+        """End the span of a call that never finished (cancelled): ``error.type`` is ``reason``."""
+        from opentelemetry.trace import Status, StatusCode
+
+        self._span.set_attribute(genai.ERROR_TYPE, reason)
+        self._span.set_status(Status(StatusCode.ERROR, f"the call was {reason}"))
+        self._span.end()
+
 
 def chat_span(
     provider: str, model: str, spec: str, body: Mapping[str, Any], base_url: str

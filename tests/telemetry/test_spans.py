@@ -234,3 +234,21 @@ def test_wanted_reads_the_standard_variables(monkeypatch: pytest.MonkeyPatch) ->
     assert not wanted() and wanted(True)
     monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
     assert not wanted(True)
+
+
+async def test_a_call_cancelled_mid_flight_ends_its_span(
+    inproc: InProcessServer, exporter: InMemorySpanExporter
+) -> None:
+    inproc.default("m1", Reply("late", latency=5.0))
+    wf = parse_workflow(workflow_toml(inproc.base_url, panel=("m1",)), "lab.toml")
+    cycle = asyncio.create_task(fuse("What is 6 x 7?", workflow=wf))
+    for _ in range(500):  # until the call is in flight (at most 5 s)
+        if inproc.requests:
+            break
+        await asyncio.sleep(0.01)
+    cycle.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cycle
+    (m1,) = by_name(exporter.get_finished_spans(), "chat m1")
+    assert m1.attributes["error.type"] == "cancelled"
+    assert m1.status.status_code is StatusCode.ERROR
