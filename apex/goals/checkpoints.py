@@ -118,7 +118,9 @@ async def open_checkpointer(store: EvidenceStore) -> AsyncIterator[BaseCheckpoin
     if url.get_backend_name() == "sqlite":
         import aiosqlite
 
-        async with aiosqlite.connect(url.database or ":memory:") as conn:
+        # autocommit: each of the saver's statements commits itself, so a cycle cancelled
+        # between a write and its commit leaves no transaction holding SQLite's write lock
+        async with aiosqlite.connect(url.database or ":memory:", isolation_level=None) as conn:
             await conn.execute(f"PRAGMA busy_timeout = {int(DEFAULT_BUSY_TIMEOUT_S * 1000)}")
             saver = AsyncSqliteSaver(conn, serde=serializer())
             await saver.setup()
@@ -199,6 +201,7 @@ _SQLITE_KEEP_LATEST = (
 async def _sqlite_keep_latest(saver: AsyncSqliteSaver, goal_id: str) -> None:
     """SQLite's keep_latest, in one transaction on the saver's own connection and lock."""
     async with saver.lock:
+        await saver.conn.execute("BEGIN IMMEDIATE")  # the connection commits each statement
         try:
             for statement in _SQLITE_KEEP_LATEST:
                 await saver.conn.execute(statement, {"t": goal_id})

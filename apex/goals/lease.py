@@ -236,8 +236,8 @@ async def hold(
         stop.set()
         await asyncio.to_thread(beating.join)
         if not held.lost:
-            try:
-                leases.release(goal_id, holder)
+            try:  # off the loop, like every write that may wait for SQLite's lock here
+                await asyncio.to_thread(leases.release, goal_id, holder)
             except StoreError as error:  # it expires on its own
                 log.warning("lease_release_failed", goal=goal_id, error=str(error))
 

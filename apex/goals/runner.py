@@ -194,16 +194,20 @@ async def drive(
                 if current is not None:
                     current.uncancel()
                 raise GoalBusy(f"goal {spec.id} was taken over by another process") from None
-            _stopped(goals, spec.id, "stopped mid-cycle (its worker ran out of grace)")
+            # off the event loop: a cancelled checkpoint write may still hold SQLite's write
+            # lock until the loop lets its connection finish
+            reason = "stopped mid-cycle (its worker ran out of grace)"
+            await asyncio.to_thread(_stopped, goals, spec.id, reason)
             raise
         except RESUMABLE_ERRORS as error:
-            _stopped(goals, spec.id, redact(" ".join(str(error).split())))
+            reason = redact(" ".join(str(error).split()))
+            await asyncio.to_thread(_stopped, goals, spec.id, reason)
         except ApexError as error:
-            goals.set_goal_state(spec.id, "failed", redact(str(error)))
+            await asyncio.to_thread(goals.set_goal_state, spec.id, "failed", redact(str(error)))
             log.error("goal_failed", goal=spec.id, error=str(error))
         except Exception as error:  # an unrecoverable error: the goal fails with its reason
             reason = redact(f"{type(error).__name__}: {error}")
-            goals.set_goal_state(spec.id, "failed", reason)
+            await asyncio.to_thread(goals.set_goal_state, spec.id, "failed", reason)
             log.error("goal_failed", goal=spec.id, error=reason)
             raise
     return goals.status(spec.id)

@@ -40,7 +40,8 @@ def apex(*args: str) -> list[str]:
 def child_env(tmp_path: Path) -> dict[str, str]:
     """A child's environment: state in a temp dir, remote models refused, no kill point."""
     env = {k: v for k, v in os.environ.items() if k not in (KILL_AT_ENV, "APEX_DB")}
-    return env | {"APEX_HOME": str(tmp_path / "apex-home"), BLOCK_REMOTE_ENV: "1"}
+    home = {"APEX_HOME": str(tmp_path / "apex-home"), BLOCK_REMOTE_ENV: "1"}
+    return env | home | {"PYTHONFAULTHANDLER": "1"}  # a hung child can show its stacks
 
 
 def goal_number(body: dict[str, Any]) -> int:
@@ -128,7 +129,12 @@ class Workers:
         """SIGTERM one worker and wait for it; how long it took (it must exit 0)."""
         started = time.monotonic()
         proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout or self.grace_s + 10)
+        try:
+            code = proc.wait(timeout or self.grace_s + 10)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)  # faulthandler: every thread's stack, then exit
+            proc.wait(5)
+            raise AssertionError(f"no exit after SIGTERM\n{self.diagnostics()}") from None
         assert code == 0, f"exit {code}\n{self.diagnostics()}"
         return time.monotonic() - started
 
