@@ -122,6 +122,7 @@ async def fuse(
     guidance: str = "",
     goal: bool = False,
     on_event: EventHandler | None = None,
+    on_answer: Callable[[str], None] | None = None,
     seed: int | None = None,
     run_id: str | None = None,
     store: EvidenceStore | None = None,
@@ -134,7 +135,10 @@ async def fuse(
     evidence is recorded afterwards (``expected``, when known, is ground truth). ``n_options``
     is the question's number of options (else the workflow's ``[extract] n_options``, else
     counted from the prompt's option lines for choice answers); it corrects the evidence for
-    chance. Failures of individual calls are data in the result; a result whose
+    chance. ``on_answer`` hears the judge's answer so far while it is written (judge synthesis,
+    where the provider streams; a later attempt's answer comes only with the result, so check
+    that ``result.answer`` starts with what it heard). Failures of individual calls are data in
+    the result; a result whose
     ``synthesis_path`` is ``all_panel_failed`` or ``quorum_failed`` has no answer
     (``result.raise_for_failure()`` raises for it). Configuration errors raise. When the store
     cannot record the finished run, it is spooled and :class:`~apex.errors.RunNotRecorded`
@@ -156,6 +160,7 @@ async def fuse(
             workflow=wf,
             weights=weights,
             rng=random.Random(seed) if seed is not None else random.SystemRandom(),
+            on_answer=on_answer,
         )
         state: FusionState = {
             "run_id": run_id or uuid.uuid4().hex,

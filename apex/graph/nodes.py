@@ -15,6 +15,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ValidationError
 
+from apex.graph.answer_stream import AnswerStream
 from apex.graph.prompts import (
     ANSWER_FORMAT,
     CRITIC_SCHEMA,
@@ -65,6 +66,8 @@ class JudgeDeps:
     """Sampling temperature."""
     max_tokens: int = DEFAULT_JUDGE_MAX_TOKENS
     """Token cap for the verdict."""
+    on_answer: Callable[[str], None] | None = None
+    """Hears the answer so far while the judge writes it (judge mode, streaming providers)."""
 
 
 @dataclass
@@ -79,6 +82,7 @@ class FusionDeps:
     workflow: Workflow
     weights: WeightSource | None = None
     rng: random.Random = field(default_factory=random.SystemRandom)
+    on_answer: Callable[[str], None] | None = None
 
     def judge_deps(self) -> JudgeDeps | None:
         """The judge's own dependencies (None when the workflow has no judge)."""
@@ -90,6 +94,7 @@ class FusionDeps:
             fallback=self.client.model(config.fallback) if config.fallback else None,
             temperature=config.temperature,
             max_tokens=config.max_tokens or max(self.workflow.max_tokens, DEFAULT_JUDGE_MAX_TOKENS),
+            on_answer=self.on_answer,
         )
 
     def answer_format(self) -> str:
@@ -250,10 +255,12 @@ async def judge(inp: JudgeInput, deps: JudgeDeps) -> JudgeOutcome:
     if deps.fallback is not None:
         plan.append((deps.fallback, "fallback_judge"))
     calls: list[CallRecord] = []
+    streamed = AnswerStream(deps.on_answer) if deps.on_answer and inp.mode == "judge" else None
     for attempt, (model, path) in enumerate(plan):
         # A new seed per attempt, so a retry of a seeded or local model is not a replay.
+        attempt_request = request.model_copy(update={"seed": attempt + 1})
         with traced_role("judge"):
-            result = await model.chat(request.model_copy(update={"seed": attempt + 1}))
+            result = await model.chat(attempt_request, streamed.attempt() if streamed else None)
         verdict = parse_verdict(inp, result)
         if isinstance(verdict, str) and result.ok:
             result = _mismatch(result, verdict)

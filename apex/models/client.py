@@ -21,6 +21,7 @@ import httpx
 from apex.logging import get_logger
 from apex.models.config import DEFAULT_MAX_RETRIES, DEFAULT_SETTINGS, ClientSettings, Price
 from apex.models.providers import LOCAL_PRICE, Provider, resolve_provider, split_spec
+from apex.models.streaming import StreamFailure, TextSink, read_completion, stream_body
 from apex.models.structured import (
     StructuredOutputError,
     parse_structured,
@@ -57,8 +58,9 @@ class ChatModel(Protocol):
         """The model spec, ``provider:model``."""
         ...
 
-    async def chat(self, request: ChatRequest) -> ChatResult:
-        """Answer ``request``; failures come back as ``ChatResult.failure``."""
+    async def chat(self, request: ChatRequest, on_text: TextSink | None = None) -> ChatResult:
+        """Answer ``request``; failures come back as ``ChatResult.failure``. With ``on_text``,
+        the answer is streamed where the provider streams, and its text so far reported."""
         ...
 
 
@@ -115,9 +117,9 @@ class BoundModel:
     def __repr__(self) -> str:
         return f"BoundModel({self._spec!r})"
 
-    async def chat(self, request: ChatRequest) -> ChatResult:
-        """Answer ``request`` through the client."""
-        return await self._client.chat(self._spec, request)
+    async def chat(self, request: ChatRequest, on_text: TextSink | None = None) -> ChatResult:
+        """Answer ``request`` through the client (``on_text``: see :meth:`ModelClient.chat`)."""
+        return await self._client.chat(self._spec, request, on_text)
 
 
 class ModelClient:
@@ -205,10 +207,14 @@ class ModelClient:
             body["response_format"] = response_format(request.json_schema, request.schema_name)
         return body
 
-    async def chat(self, spec: str, request: ChatRequest) -> ChatResult:
+    async def chat(
+        self, spec: str, request: ChatRequest, on_text: TextSink | None = None
+    ) -> ChatResult:
         """Run one call to ``spec``; every failure of the call comes back as data.
 
-        Only configuration errors raise (an unknown provider, a missing key, a refused remote
+        With ``on_text``, the call is streamed (:mod:`apex.models.streaming`) and ``on_text``
+        hears the answer so far as it arrives; the result is the same. Only configuration errors
+        raise (an unknown provider, a missing key, a refused remote
         host: :class:`~apex.errors.ConfigError`), before any request is made.
         """
         name, model = split_spec(spec)
@@ -226,7 +232,7 @@ class ModelClient:
                 waiting = time.perf_counter()
                 async with provider.semaphore:
                     queued += time.perf_counter() - waiting
-                    attempt = await self._attempt(spec, provider, body, request, timeout)
+                    attempt = await self._attempt(spec, provider, body, request, timeout, on_text)
                 failure = attempt.result.failure
                 if failure is None or (failure.kind not in _RETRYABLE and not _is_5xx(failure)):
                     break
@@ -269,8 +275,10 @@ class ModelClient:
         body: dict[str, Any],
         request: ChatRequest,
         timeout_s: float,
+        on_text: TextSink | None = None,
     ) -> _Attempt:
         url = f"{provider.base_url}/chat/completions"
+        http, headers = self._http_for(provider), provider.headers()
 
         def fail(kind: FailureKind, message: str, status: int | None = None) -> _Attempt:
             failure = CallFailure(
@@ -278,11 +286,24 @@ class ModelClient:
             )
             return _Attempt(ChatResult(model=spec, failure=failure))
 
+        data: Any = None
         try:
             async with asyncio.timeout(timeout_s):
-                response = await self._http_for(provider).post(
-                    url, json=body, headers=provider.headers(), timeout=timeout_s
-                )
+                if on_text is None:
+                    response = await http.post(url, json=body, headers=headers, timeout=timeout_s)
+                else:
+                    streamed = http.stream(
+                        "POST", url, json=stream_body(body), headers=headers, timeout=timeout_s
+                    )
+                    async with streamed as response:
+                        if response.status_code == 200:
+                            data = await read_completion(response, on_text)
+                        else:
+                            await response.aread()
+        except StreamFailure as exc:
+            return fail(exc.kind, str(exc))
+        except ValueError:  # a body that claimed to be a completion and is not JSON
+            return fail("malformed_response", "not a chat completion (not JSON)")
         except (TimeoutError, httpx.TimeoutException):
             return fail("timeout", f"no answer within {timeout_s:g}s")
         except httpx.TransportError as exc:
@@ -301,15 +322,17 @@ class ModelClient:
             hint = _status_hint(status, provider)
             kind: FailureKind = "bad_request" if status in CALLER_ERROR_STATUSES else "http_error"
             return fail(kind, f"HTTP {status}: {_error_text(response)}{hint}", status)
-        return self._parse(spec, response, request)
+        return self._parse(spec, response if data is None else data, request)
 
-    def _parse(self, spec: str, response: httpx.Response, request: ChatRequest) -> _Attempt:
+    def _parse(self, spec: str, answer: httpx.Response | Any, request: ChatRequest) -> _Attempt:
+        """The attempt's result from the response (or, streamed, the completion it carried)."""
+
         def fail(kind: FailureKind, message: str, **spent: Any) -> _Attempt:
             failure = CallFailure(model=spec, kind=kind, message=redact(message)[:500])
             return _Attempt(ChatResult(model=spec, failure=failure, **spent))
 
         try:
-            data = response.json()
+            data = answer.json() if isinstance(answer, httpx.Response) else answer
             choice = data["choices"][0]
             message = choice["message"]
             content = message.get("content")

@@ -39,7 +39,9 @@ def _fusion_work(state: ServerState, body: ChatCompletionRequest) -> Work:
     wf = resolve(base, body)
     client = state.registry.client(wf.client_settings)
     check_workflow(wf, client)
-    return state.workshop.fusion(wf, client, talk, evidence(body), model=body.model, seed=body.seed)
+    return state.workshop.fusion(
+        wf, client, talk, evidence(body), model=body.model, seed=body.seed, stream=body.stream
+    )
 
 
 def _passthrough_work(state: ServerState, body: ChatCompletionRequest) -> Work:
@@ -61,7 +63,7 @@ def _passthrough_work(state: ServerState, body: ChatCompletionRequest) -> Work:
         seed=body.seed,
         max_tokens=max_tokens(body),
     )
-    return state.workshop.passthrough(client, body.model, request)
+    return state.workshop.passthrough(client, body.model, request, stream=body.stream)
 
 
 @router.post("/chat/completions", summary="A fused answer (apex/<workflow>) or one call")
@@ -79,8 +81,9 @@ async def chat_completions(body: ChatCompletionRequest, request: Request) -> Res
     else:
         work = _passthrough_work(state, body)
     usage = body.stream_options is not None and body.stream_options.include_usage
+    keepalive_s = state.config.keepalive_s
     return await respond(
-        work, request, stream=body.stream, usage=usage, keepalive_s=state.config.keepalive_s
+        work, request, model=body.model, stream=body.stream, usage=usage, keepalive_s=keepalive_s
     )
 
 

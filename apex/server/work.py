@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,14 +157,31 @@ def cancelled_rows(
     return RunRows(run=row, calls=rows)
 
 
+class Draft:
+    """The answer so far while it is written (the judge's, or a pass-through call's)."""
+
+    def __init__(self) -> None:
+        self.text = ""
+        """What has been written so far."""
+        self.changed = asyncio.Event()
+        """Set when :attr:`text` changes (the stream clears it once it has sent the text)."""
+
+    def update(self, text: str) -> None:
+        """The answer so far is now ``text``."""
+        self.text = text
+        self.changed.set()
+
+
 class Work:
     """One request's cycle or call, running as a task; ``await work.task`` for its answer."""
 
-    def __init__(self, run_id: str, task: asyncio.Task[Answer]) -> None:
+    def __init__(self, run_id: str, task: asyncio.Task[Answer], draft: Draft) -> None:
         self.run_id = run_id
         """The run id (also sent as the ``X-Apex-Run-Id`` header)."""
         self.task = task
         """The task; its result is the :class:`Answer`, its exception an ``HTTPException``."""
+        self.draft = draft
+        """The answer as it is written, for a stream (empty unless the request streams)."""
 
     def cancel(self) -> None:
         """Stop it: the calls in flight are cancelled (a cycle is recorded as cancelled)."""
@@ -184,7 +201,7 @@ class Workshop:
         self.in_flight = 0
         """Work started and not yet ended."""
 
-    def _start(self, run_id: str, coro: Coroutine[Any, Any, Answer]) -> Work:
+    def _start(self, run_id: str, coro: Coroutine[Any, Any, Answer], draft: Draft) -> Work:
         if self.in_flight >= self.max_concurrent:
             coro.close()
             raise overloaded(
@@ -194,7 +211,7 @@ class Workshop:
         self.in_flight += 1
         task = asyncio.get_running_loop().create_task(coro, name=f"apex-work-{run_id}")
         task.add_done_callback(self._ended)
-        return Work(run_id, task)
+        return Work(run_id, task, draft)
 
     def _ended(self, task: asyncio.Task[Answer]) -> None:
         self.in_flight -= 1
@@ -211,10 +228,14 @@ class Workshop:
         *,
         model: str,
         seed: int | None = None,
+        stream: bool = False,
     ) -> Work:
-        """Start a fusion cycle on ``wf`` over the conversation."""
-        run_id = uuid.uuid4().hex
-        return self._start(run_id, self._fuse(run_id, wf, client, talk, evidence, model, seed))
+        """Start a fusion cycle on ``wf`` over the conversation (``stream``: the judge's
+        answer is written into the work's draft as it comes)."""
+        run_id, draft = uuid.uuid4().hex, Draft()
+        on_answer = draft.update if stream else None
+        cycle = self._fuse(run_id, wf, client, talk, evidence, model, seed, on_answer)
+        return self._start(run_id, cycle, draft)
 
     async def _fuse(
         self,
@@ -225,6 +246,7 @@ class Workshop:
         evidence: Evidence,
         model: str,
         seed: int | None,
+        on_answer: Callable[[str], None] | None,
     ) -> Answer:
         finished: list[CallRecord] = []
 
@@ -247,6 +269,7 @@ class Workshop:
                         context=talk.instructions,
                         guidance=talk.instructions,
                         on_event=observe,
+                        on_answer=on_answer,
                         seed=seed,
                         run_id=run_id,
                         store=self.store,
@@ -280,15 +303,24 @@ class Workshop:
             raise
         return fused_answer(result, model, not_recorded)
 
-    def passthrough(self, client: ModelClient, spec: str, request: ChatRequest) -> Work:
-        """Start one call to ``spec``."""
-        run_id = uuid.uuid4().hex
-        return self._start(run_id, self._call(client, spec, request))
+    def passthrough(
+        self, client: ModelClient, spec: str, request: ChatRequest, stream: bool = False
+    ) -> Work:
+        """Start one call to ``spec`` (``stream``: streamed into the work's draft)."""
+        run_id, draft = uuid.uuid4().hex, Draft()
+        on_text = draft.update if stream else None
+        return self._start(run_id, self._call(client, spec, request, on_text), draft)
 
-    async def _call(self, client: ModelClient, spec: str, request: ChatRequest) -> Answer:
+    async def _call(
+        self,
+        client: ModelClient,
+        spec: str,
+        request: ChatRequest,
+        on_text: Callable[[str], None] | None,
+    ) -> Answer:
         try:
             async with asyncio.timeout(self.deadline_s):
-                result = await client.chat(spec, request)
+                result = await client.chat(spec, request, on_text)
         except TimeoutError:
             raise problem(
                 504,

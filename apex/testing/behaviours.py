@@ -30,6 +30,8 @@ class Reply:
     """Reported ``usage.cost`` (as OpenRouter does), or None to report no cost."""
     finish_reason: str = "stop"
     """The choice's finish reason (``length``: cut off at ``max_tokens``)."""
+    token_delay: float = 0.0
+    """Streamed (a request with ``stream: true``): seconds between pieces of the text."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,15 @@ class Response:
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+    events: tuple[bytes, ...] = ()
+    """A streamed answer: its server-sent events, sent in turn instead of ``body``."""
+    event_delay: float = 0.0
+    """Seconds between two events."""
+
+    @property
+    def content_type(self) -> str:
+        """``text/event-stream`` for a streamed answer, else JSON."""
+        return "text/event-stream" if self.events else "application/json"
 
 
 NOT_JSON = Response(400, b'{"error": {"message": "body is not JSON"}}')
@@ -128,6 +139,29 @@ def completion(model: str, text: str | None, reply: Reply | None, refusal: str |
     return json.dumps(payload).encode()
 
 
+STREAM_PIECE_CHARS = 8
+"""About how many characters each streamed piece of a scripted answer carries."""
+
+
+def stream_events(model: str, reply: Reply, include_usage: bool) -> tuple[bytes, ...]:
+    """The server-sent events of ``reply`` streamed: its text in pieces, the finish reason,
+    the usage (when asked for), then ``[DONE]``."""
+
+    def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+        chunk = {"id": "chatcmpl-test", "object": "chat.completion.chunk", "model": model}
+        return b"data: " + json.dumps(chunk | {"choices": choices} | extra).encode() + b"\n\n"
+
+    text = reply.text
+    pieces = [text[i : i + STREAM_PIECE_CHARS] for i in range(0, len(text), STREAM_PIECE_CHARS)]
+    out = [event([{"index": 0, "delta": {"role": "assistant", "content": ""}}])]
+    out += [event([{"index": 0, "delta": {"content": p}, "finish_reason": None}]) for p in pieces]
+    out.append(event([{"index": 0, "delta": {}, "finish_reason": reply.finish_reason}]))
+    if include_usage:
+        usage = json.loads(completion(model, text, reply, None))["usage"]
+        out.append(event([], usage=usage))
+    return (*out, b"data: [DONE]\n\n")
+
+
 def echo(body: dict[str, Any]) -> Reply:
     """The default behaviour: repeat the last message, prefixed by the model name."""
     messages = body.get("messages") or [{}]
@@ -141,6 +175,11 @@ def respond(model: str, body: dict[str, Any], behaviour: Any) -> Response:
     if isinstance(behaviour, str):
         behaviour = Reply(behaviour)
     match behaviour:
+        case Reply(latency=latency) if body.get("stream") is True:
+            usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = stream_events(model, behaviour, usage)
+            pace = behaviour.token_delay
+            return Response(200, b"", delay=latency, events=events, event_delay=pace)
         case Reply(latency=latency):
             return Response(200, completion(model, behaviour.text, behaviour, None), delay=latency)
         case Fail(status=status, retry_after=retry_after, latency=latency):

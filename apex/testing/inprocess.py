@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import AsyncIterator
 from typing import Any, Self
 
 import httpx
@@ -46,8 +47,23 @@ from apex.testing.behaviours import (
 HOST_PREFIX = "apex-inproc-"
 
 
+class _Events(httpx.AsyncByteStream):
+    """A streamed answer's events, ``event_delay`` apart (``asyncio.sleep``)."""
+
+    def __init__(self, response: Response) -> None:
+        self._response = response
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        for i, event in enumerate(self._response.events):
+            if i:
+                await asyncio.sleep(self._response.event_delay)
+            yield event
+
+
 def _to_httpx(response: Response) -> httpx.Response:
-    headers = {"Content-Type": "application/json"} | response.headers
+    headers = {"Content-Type": response.content_type} | response.headers
+    if response.events:
+        return httpx.Response(response.status, stream=_Events(response), headers=headers)
     return httpx.Response(response.status, content=response.body, headers=headers)
 
 

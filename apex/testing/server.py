@@ -66,13 +66,22 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, response: Response) -> None:
         self.send_response(response.status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(response.body)))
+        self.send_header("Content-Type", response.content_type)
+        if response.events:  # streamed: the body ends when the connection closes
+            self.send_header("Connection", "close")
+            self.close_connection = True
+        else:
+            self.send_header("Content-Length", str(len(response.body)))
         for key, value in response.headers.items():
             self.send_header(key, value)
         self.end_headers()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):  # client gave up
             self.wfile.write(response.body)
+            for i, event in enumerate(response.events):
+                if i:
+                    time.sleep(response.event_delay)
+                self.wfile.write(event)
+                self.wfile.flush()
 
     def do_GET(self) -> None:
         """``/v1/models`` lists the scripted models."""

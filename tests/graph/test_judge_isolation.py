@@ -111,8 +111,10 @@ def test_the_judge_node_gets_only_judge_deps() -> None:
     signature = inspect.signature(nodes.judge)
     assert [p.annotation for p in signature.parameters.values()] == ["JudgeInput", "JudgeDeps"]
     assert [f.name for f in dataclasses.fields(JudgeDeps)] == [
-        "primary", "fallback", "temperature", "max_tokens",
+        "primary", "fallback", "temperature", "max_tokens", "on_answer",
     ]  # fmt: skip
+    # on_answer only hears the judge's own answer: a sink of text, returning nothing to it
+    assert dataclasses.fields(JudgeDeps)[-1].type == "Callable[[str], None] | None"
     assert set(JudgeInput.model_fields) == {
         "prompt", "mode", "candidates", "critiques", "hints", "guidance", "goal",
     }  # fmt: skip

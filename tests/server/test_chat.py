@@ -279,3 +279,58 @@ def test_models_lists_every_workflow_and_provider_model(
     paths = httpx.get(f"{main_server.root}/openapi.json").json()["paths"]
     assert {"/v1/chat/completions", "/v1/goals", "/v1/goals/{goal_id}/events"} <= set(paths)
     assert "no authentication, so bound to loopback only" in main_server.out.read_text()
+
+
+def content_lines(lines: list[tuple[float, str]]) -> list[tuple[float, dict[str, Any]]]:
+    """The data events of a stream that carry content, with when each arrived."""
+    events = [(t, json.loads(line[6:])) for t, line in lines if line.startswith("data: {")]
+    return [
+        (t, e) for t, e in events if e.get("choices") and e["choices"][0]["delta"].get("content")
+    ]
+
+
+def stream_of(url: str, model: str) -> list[tuple[float, str]]:
+    body = {"model": model, "messages": QUESTION, "stream": True}
+    with httpx.stream("POST", f"{url}/chat/completions", json=body, timeout=30) as r:
+        assert r.status_code == 200
+        return sse_lines(r)
+
+
+def test_the_judge_answer_streams_as_the_judge_writes_it(main_server: Serve, own: Lab) -> None:
+    answer = "Lima is the capital of Peru. It was founded in 1535 by Francisco Pizarro."
+    model = own.workflow(answer=answer)
+    own.default("judge", lambda body: Reply(roles.judge(answer)(body), token_delay=0.03))
+    lines = stream_of(main_server.url, model)
+    content = content_lines(lines)
+    assert "".join(e["choices"][0]["delta"]["content"] for _, e in content) == answer
+    finished = next(t for t, line in lines if '"finish_reason":"stop"' in line)
+    # the answer's ten pieces came 0.03 s apart, as the judge wrote them, not all at the end
+    assert len(content) >= 4 and finished - content[0][0] >= 0.15
+    assert lines[-1][1] == "data: [DONE]"
+
+
+def test_a_passed_through_call_streams_too(main_server: Serve, own: Lab) -> None:
+    own.workflow()
+    text = "just me, one word after another, as the model writes them"
+    own.reply("solo", Reply(text, token_delay=0.03))
+    lines = stream_of(main_server.url, own.spec("solo"))
+    content = content_lines(lines)
+    assert "".join(e["choices"][0]["delta"]["content"] for _, e in content) == text
+    assert len(content) >= 4 and content[-1][0] - content[0][0] >= 0.15
+    assert lines[-1][1] == "data: [DONE]"
+
+
+def test_an_answer_withdrawn_after_streaming_ends_the_stream_with_an_error(
+    main_server: Serve, own: Lab
+) -> None:
+    model = own.workflow()
+    cut = '{"consensus": [], "scores": [], "final_answer": "Cusco, or rather'  # truncated JSON
+    own.reply("judge", Reply(cut, finish_reason="length", token_delay=0.02), roles.judge("Lima."))
+    lines = stream_of(main_server.url, model)
+    streamed = "".join(e["choices"][0]["delta"]["content"] for _, e in content_lines(lines))
+    assert streamed and "Cusco, or rather".startswith(streamed)  # what came before the retry
+    error = json.loads(lines[-1][1].removeprefix("data: "))["error"]
+    assert error["type"] == "answer_withdrawn" and "withdrawn" in error["message"]
+    run_id = error["message"].split()[1].rstrip(":")
+    run = httpx.get(f"{main_server.url}/runs/{run_id}").json()
+    assert run["answer"] == "Lima." and run["synthesis_path"] == "judge_retry"
