@@ -1,7 +1,8 @@
 """Model access: one async httpx client for OpenAI-compatible chat completions."""
 
-from apex.models.client import BoundModel, ChatModel, ModelClient, RetryPolicy, parse_retry_after
+from apex.models.client import BoundModel, ChatModel, ModelClient
 from apex.models.providers import BLOCK_REMOTE_ENV, Provider, resolve_provider, split_spec
+from apex.models.retry import RetryPolicy, parse_retry_after
 from apex.models.types import (
     FAILURE_KINDS,
     CallFailure,

@@ -10,17 +10,15 @@ mapped to failure kinds here and nowhere else.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
-from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import httpx
 
 from apex.logging import get_logger
-from apex.models.config import DEFAULT_MAX_RETRIES, DEFAULT_SETTINGS, ClientSettings, Price
+from apex.models.config import DEFAULT_SETTINGS, ClientSettings, Price
 from apex.models.providers import LOCAL_PRICE, Provider, resolve_provider, split_spec
+from apex.models.retry import RetryPolicy, parse_retry_after
 from apex.models.streaming import StreamFailure, TextSink, read_completion, stream_body
 from apex.models.structured import (
     StructuredOutputError,
@@ -32,15 +30,12 @@ from apex.models.types import CallFailure, ChatRequest, ChatResult, FailureKind,
 from apex.redact import redact, redact_known
 from apex.telemetry import chat_span
 
-DEFAULT_BACKOFF_S = 0.5
-DEFAULT_MAX_BACKOFF_S = 20.0
-DEFAULT_MAX_RETRY_AFTER_S = 60.0
 HTTP_CLIENT_CONNECTIONS = 32
+"""Most connections one httpx client holds: its pool does work quadratic in the requests it
+holds, so a provider allowing more calls in flight spreads them over several clients."""
 CALLER_ERROR_STATUSES = frozenset({400, 413, 422})
 """Statuses that blame the request, not the model (too long for the context, a bad argument):
 the failure kind ``bad_request``, which is never evidence against the model."""
-"""Most connections one httpx client holds: its pool does work quadratic in the requests it
-holds, so a provider allowing more calls in flight spreads them over several clients."""
 _RETRYABLE: frozenset[FailureKind] = frozenset({"rate_limited", "connection"})
 
 log = get_logger("apex.models")
@@ -62,36 +57,6 @@ class ChatModel(Protocol):
         """Answer ``request``; failures come back as ``ChatResult.failure``. With ``on_text``,
         the answer is streamed where the provider streams, and its text so far reported."""
         ...
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How failed attempts are retried."""
-
-    max_retries: int = DEFAULT_MAX_RETRIES
-    backoff_s: float = DEFAULT_BACKOFF_S
-    max_backoff_s: float = DEFAULT_MAX_BACKOFF_S
-    max_retry_after_s: float = DEFAULT_MAX_RETRY_AFTER_S
-
-    def delay(self, attempt: int, retry_after: float | None) -> float:
-        """Seconds to wait before attempt ``attempt + 1``: Retry-After, else jittered backoff."""
-        if retry_after is not None:
-            return retry_after
-        return random.uniform(0, min(self.max_backoff_s, self.backoff_s * 2 ** (attempt - 1)))
-
-
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 class _Attempt:

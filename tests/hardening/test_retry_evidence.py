@@ -11,8 +11,7 @@ from pathlib import Path
 
 from apex.evidence import panel_weights
 from apex.fusion import fuse
-from apex.models import ModelClient
-from apex.models.client import RetryPolicy
+from apex.models import ModelClient, RetryPolicy
 from apex.store import EvidenceStore, ModelAggregate
 from apex.testing import Fail, InProcessServer, Reply, workflow_toml
 from apex.workflow import parse_workflow
