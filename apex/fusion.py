@@ -13,13 +13,12 @@ from typing import Any, Literal, cast
 
 from pydantic import BaseModel, ValidationError
 
-from apex.errors import ConfigError, StoreError
+from apex.errors import ConfigError
 from apex.evidence.events import Truth
-from apex.evidence.panel import read_selection, store_weights
+from apex.evidence.panel import read_record, recorded_weights, select_panel
 from apex.graph.builder import FusionState, build_fusion_graph
 from apex.graph.nodes import FusionDeps, WeightSource
 from apex.graph.types import Candidate, Critique, FusionResult
-from apex.logging import get_logger
 from apex.models.client import ModelClient
 from apex.recording import record_or_spool
 from apex.store import EvidenceStore
@@ -29,7 +28,6 @@ from apex.vote import options_of
 from apex.workflow import Workflow, load_workflow
 
 _GRAPH = build_fusion_graph()
-log = get_logger("apex.fusion")
 
 
 class FusionEvent(BaseModel):
@@ -82,20 +80,6 @@ def check_workflow(workflow: Workflow, client: ModelClient) -> None:
         ]
     for spec in specs:
         client.model(spec)
-
-
-def _tolerant(weights: WeightSource) -> WeightSource:
-    """``weights``, but a store that fails once the panel has answered (and been paid for) gives
-    plain weights with a warning instead of losing the answers; recording says the rest."""
-
-    async def read(models: list[str], category: str, n_options: int | None) -> dict[str, float]:
-        try:
-            return await weights(models, category, n_options)
-        except StoreError as error:
-            log.warning("weights_unavailable", error=str(error))
-            return {}
-
-    return read
 
 
 def _event(node: str, update: dict[str, Any]) -> FusionEvent | None:
@@ -152,9 +136,10 @@ async def fuse(
         cat = category or wf.category
         skipped: dict[int, str] = {}
         if store is not None:
-            weights = weights or _tolerant(store_weights(store))
+            aggs, updated = await asyncio.to_thread(read_record, store, wf, cat)
             now = datetime.now(UTC).replace(tzinfo=None)
-            skipped = await asyncio.to_thread(read_selection, store, wf, cat, now)
+            skipped = select_panel(wf, cat, aggs, updated, now)
+            weights = weights or recorded_weights(aggs)
         deps = FusionDeps(
             client=client,
             workflow=wf,

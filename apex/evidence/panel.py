@@ -92,10 +92,29 @@ def select_panel(
     return skip
 
 
+def read_record(
+    store: RecordReader, workflow: Workflow, category: str
+) -> tuple[Mapping[AggKey, ModelAggregate], Mapping[str, datetime]]:
+    """The panel's records for ``category`` and when each changed (blocking: in a thread)."""
+    models = sorted({m.model for m in workflow.panel})
+    return store.get_keys(record_keys(models, category)), store.updated_at(models)
+
+
 def read_selection(
     store: RecordReader, workflow: Workflow, category: str, now: datetime
 ) -> dict[int, str]:
     """:func:`select_panel` over the store's current record (blocking: run it in a thread)."""
-    models = sorted({m.model for m in workflow.panel})
-    aggs = store.get_keys(record_keys(models, category))
-    return select_panel(workflow, category, aggs, store.updated_at(models), now)
+    aggs, updated = read_record(store, workflow, category)
+    return select_panel(workflow, category, aggs, updated, now)
+
+
+def recorded_weights(
+    aggs: Mapping[AggKey, ModelAggregate], policy: WeightPolicy = DEFAULT_POLICY
+) -> Weights:
+    """A weight source over records already read (:func:`read_record`): the cycle reads its
+    panel's record once, at its start, for both the selection and the weights."""
+
+    async def weights(models: list[str], category: str, n_options: int | None) -> dict[str, float]:
+        return weights_of(aggs, models, category, n_options, policy)
+
+    return weights
