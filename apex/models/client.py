@@ -108,6 +108,7 @@ class ModelClient:
         self._providers: dict[str, Provider] = {}
         self._http: dict[str, list[httpx.AsyncClient]] = {}
         self._turn = 0
+        self._unstreamed: set[str] = set()  # providers that refused a streamed request
 
     async def __aenter__(self) -> ModelClient:
         return self
@@ -178,8 +179,9 @@ class ModelClient:
         """Run one call to ``spec``; every failure of the call comes back as data.
 
         With ``on_text``, the call is streamed (:mod:`apex.models.streaming`) and ``on_text``
-        hears the answer so far as it arrives; the result is the same. Only configuration errors
-        raise (an unknown provider, a missing key, a refused remote
+        hears the answer so far as it arrives; the result is the same. A provider that refuses
+        the streamed request (400 or 422) is asked again plainly, and plainly from then on.
+        Only configuration errors raise (an unknown provider, a missing key, a refused remote
         host: :class:`~apex.errors.ConfigError`), before any request is made.
         """
         name, model = split_spec(spec)
@@ -191,14 +193,21 @@ class ModelClient:
         started = time.perf_counter()
         attempt_no = 0
         queued = 0.0
+        streamed = on_text if provider.name not in self._unstreamed else None
         try:
             while True:
                 attempt_no += 1
                 waiting = time.perf_counter()
                 async with provider.semaphore:
                     queued += time.perf_counter() - waiting
-                    attempt = await self._attempt(spec, provider, body, request, timeout, on_text)
+                    attempt = await self._attempt(spec, provider, body, request, timeout, streamed)
                 failure = attempt.result.failure
+                if streamed is not None and failure is not None and failure.kind == "bad_request":
+                    # a server that refuses stream or stream_options: ask it plainly, from now on
+                    self._unstreamed.add(provider.name)
+                    streamed = None
+                    log.info("stream_refused", provider=provider.name, status=failure.status)
+                    continue
                 if failure is None or (failure.kind not in _RETRYABLE and not _is_5xx(failure)):
                     break
                 if attempt_no > self._retry.max_retries:
@@ -212,6 +221,8 @@ class ModelClient:
             if span is not None:
                 span.abandon("cancelled")
             raise
+        if on_text is not None and streamed is None and attempt.result.ok:
+            on_text(attempt.result.text)  # asked plainly: the whole answer, heard once
         result = attempt.result.model_copy(
             update={
                 "latency_s": time.perf_counter() - started,

@@ -67,6 +67,18 @@ async def test_a_retried_stream_starts_its_text_again(any_server: ScriptedModels
 PIECE = 'data: {"choices": [{"delta": {"content": "Li"}}]}'
 
 
+async def test_a_provider_refusing_streams_is_asked_plainly(any_server: ScriptedModels) -> None:
+    any_server.default("m1", lambda body: Fail(400) if body.get("stream") else Reply(TEXT))
+    heard: list[str] = []
+    async with client_for(any_server) as client:
+        first = await client.chat("lab:m1", ASK, heard.append)
+        second = await client.chat("lab:m1", ASK, heard.append)
+    assert first.ok and second.ok and first.text == second.text == TEXT
+    assert first.attempts == 2 and second.attempts == 1  # refused once, then never asked again
+    assert [r.body.get("stream") for r in any_server.requests_for("m1")] == [True, None, None]
+    assert heard == [TEXT, TEXT]  # a plain answer is heard once, whole
+
+
 def sse(*lines: str) -> httpx.Response:
     content = "".join(f"{line}\n\n" for line in lines).encode()
     return httpx.Response(200, headers={"content-type": "text/event-stream"}, content=content)
