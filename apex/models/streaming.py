@@ -43,7 +43,10 @@ def stream_body(body: dict[str, Any]) -> dict[str, Any]:
 async def read_completion(response: httpx.Response, sink: TextSink) -> Any:
     """The completion ``response`` carries, as the JSON of a non-streamed call."""
     if "text/event-stream" not in response.headers.get("content-type", ""):
-        data = json.loads(await response.aread())  # not streamed: one body, as usual
+        try:
+            data = json.loads(await response.aread())  # not streamed: one body, as usual
+        except ValueError:
+            raise StreamFailure("malformed_response", "not a chat completion (not JSON)") from None
         content = _content(data)
         if content:
             sink(redact_known(content))

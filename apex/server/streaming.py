@@ -172,8 +172,8 @@ class Chunks:
 
 def _withdrawn(run_id: str) -> dict[str, Any]:
     message = (
-        f"run {run_id}: the answer streamed so far was withdrawn (the judge's verdict failed "
-        "its checks after it began, and another attempt answered); its answer is in the run"
+        f"run {run_id}: the answer streamed so far was withdrawn (the attempt that was "
+        "streaming failed after it began, and another attempt answered); its answer is in the run"
     )
     return {"error": {"message": message, "type": "answer_withdrawn", "param": None, "code": None}}
 

@@ -3,8 +3,9 @@
 Over both scripted servers (real HTTP and in-process): the request asks for a stream with the
 usage chunk, the sink hears the answer grow, and the result (text, usage, finish reason) is what
 the same call returns unstreamed. A provider that answers with one JSON body (a refusal here)
-is read as usual; a retried call starts its text again. The stream reader's own failure cases
-(an error event, a stream cut before its end) are checked on the bytes themselves.
+is read as usual (a broken one is malformed); a retried call starts its text again. The stream
+reader's own failure cases (an error event, a stream cut before its end) are checked on the
+bytes themselves.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import pytest
 from apex.models import ModelClient
 from apex.models.streaming import StreamFailure, read_completion
 from apex.models.types import ChatRequest, Message
-from apex.testing import Fail, Refuse, Reply, ScriptedModels, workflow_toml
+from apex.testing import Fail, Malformed, Refuse, Reply, ScriptedModels, workflow_toml
 from apex.workflow import parse_workflow
 
 TEXT = "Lima is the capital of Peru, founded in 1535 on the Pacific coast."
@@ -54,6 +55,13 @@ async def test_a_body_that_is_not_a_stream_is_read_as_usual(any_server: Scripted
         result = await client.chat("lab:m1", ASK, heard.append)
     assert result.failure is not None and result.failure.kind == "refusal"
     assert heard == []
+
+
+async def test_a_broken_body_to_a_streamed_call_is_malformed(any_server: ScriptedModels) -> None:
+    any_server.script("m1", Malformed())
+    async with client_for(any_server) as client:
+        result = await client.chat("lab:m1", ASK, lambda _text: None)
+    assert result.failure is not None and result.failure.kind == "malformed_response"
 
 
 async def test_a_retried_stream_starts_its_text_again(any_server: ScriptedModels) -> None:
