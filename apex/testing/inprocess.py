@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Self
 
 import httpx
@@ -48,22 +48,33 @@ HOST_PREFIX = "apex-inproc-"
 
 
 class _Events(httpx.AsyncByteStream):
-    """A streamed answer's events, ``event_delay`` apart (``asyncio.sleep``)."""
+    """A streamed answer's events, ``event_delay`` apart (``asyncio.sleep``); ``done`` runs once
+    when the client has read them all or closed the response."""
 
-    def __init__(self, response: Response) -> None:
+    def __init__(self, response: Response, done: Callable[[], None]) -> None:
         self._response = response
+        self._done: Callable[[], None] | None = done
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         for i, event in enumerate(self._response.events):
             if i:
                 await asyncio.sleep(self._response.event_delay)
             yield event
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """The request has ended (``done``, once)."""
+        done, self._done = self._done, None
+        if done is not None:
+            done()
 
 
-def _to_httpx(response: Response) -> httpx.Response:
+def _to_httpx(response: Response, done: Callable[[], None] = lambda: None) -> httpx.Response:
+    """The response; ``done`` runs when it has been sent (a stream: once it has been read)."""
     headers = {"Content-Type": response.content_type} | response.headers
     if response.events:
-        return httpx.Response(response.status, stream=_Events(response), headers=headers)
+        return httpx.Response(response.status, stream=_Events(response, done), headers=headers)
+    done()
     return httpx.Response(response.status, content=response.body, headers=headers)
 
 
@@ -90,9 +101,10 @@ class InProcessTransport(httpx.AsyncBaseTransport):
         try:
             response = respond(record.model, body, behaviour)
             await asyncio.sleep(response.delay)
-            return _to_httpx(response)
-        finally:
+        except BaseException:  # cancelled while it waited (a client timeout)
             server.end(record)
+            raise
+        return _to_httpx(response, lambda: server.end(record))
 
 
 class InProcessServer(ScriptedModels):

@@ -48,6 +48,14 @@ async def test_a_streamed_call_is_heard_growing_and_ends_as_an_unstreamed_one(
     assert streamed.finish_reason == plain.finish_reason == "stop"
 
 
+async def test_a_streamed_request_lasts_until_its_last_piece(any_server: ScriptedModels) -> None:
+    any_server.default("m1", Reply(TEXT, token_delay=0.02))  # 9 pieces of 8 characters
+    async with client_for(any_server) as client:
+        await client.chat("lab:m1", ASK, lambda _text: None)
+    request = any_server.requests_for("m1")[0]
+    assert request.finished - request.started >= 0.15  # recorded as in flight while it streamed
+
+
 async def test_a_body_that_is_not_a_stream_is_read_as_usual(any_server: ScriptedModels) -> None:
     any_server.script("m1", Refuse("not that"))
     heard: list[str] = []
