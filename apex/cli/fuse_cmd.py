@@ -168,11 +168,15 @@ def _fuse_live(
     from apex.models.local import DEMO_MODEL_NOTE
 
     progress = LiveProgress(wf)
-    with Live(progress.table(), console=console, transient=True) as live:
+    with Live(progress.view(), console=console, transient=True) as live:
 
         def on_event(event: FusionEvent) -> None:
             progress.update(event)
-            live.update(progress.table())
+            live.update(progress.view())
+
+        def on_answer(answer: str) -> None:
+            progress.write(answer)
+            live.update(progress.view())
 
         result, not_recorded = run(
             kept(
@@ -181,6 +185,7 @@ def _fuse_live(
                     workflow=wf,
                     category=category,
                     on_event=on_event,
+                    on_answer=on_answer,
                     store=store,
                     n_options=n_options,
                 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+from rich.console import Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
@@ -39,20 +40,30 @@ def meaningful(point: str) -> bool:
 
 
 class LiveProgress:
-    """A live table of panel members while the cycle runs."""
+    """A live table of panel members while the cycle runs, and the judge's answer as it is
+    written (judge synthesis, where the judge's provider streams)."""
 
     def __init__(self, workflow: Workflow) -> None:
         self.rows: dict[int, tuple[str, str, str]] = {
             i: (m.model, "running", "") for i, m in enumerate(workflow.panel)
         }
         self.stage = "panel answering"
+        self.answer = ""
+        """The judge's answer so far."""
 
-    def table(self) -> Table:
-        """The table as it stands."""
+    def view(self) -> RenderableType:
+        """The table as it stands, under it the answer so far."""
         table = Table("#", "model", "status", "latency", title=self.stage, title_justify="left")
         for i, (model, status, latency) in sorted(self.rows.items()):
             table.add_row(str(i + 1), model, status, latency)
-        return table
+        if not self.answer:
+            return table
+        return Group(table, Panel(Text(self.answer), title="the judge is writing"))
+
+    def write(self, answer: str) -> None:
+        """The judge's answer is now ``answer`` (see ``fuse(on_answer=...)``)."""
+        self.answer = answer
+        self.stage = "judge writing"
 
     def update(self, event: FusionEvent) -> None:
         """Fold one event of the cycle into the table."""

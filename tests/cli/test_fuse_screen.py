@@ -1,18 +1,21 @@
 """What ``apex fuse`` tells a user: per-item ``correct`` in a batch, a request error of the
 caller's making that benches nobody, failure reasons and skipped members on the normal screen,
-the label ``select`` picked, cut-off answers, and no filler where the analysis says nothing."""
+the label ``select`` picked, cut-off answers, no filler where the analysis says nothing, and the
+judge's answer on the live screen as it is written."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from rich.console import Console
 from typer.testing import CliRunner
 
-from apex.cli.fuse_show import meaningful
+from apex.cli.fuse_show import LiveProgress, meaningful
 from apex.cli.main import app
 from apex.store import EvidenceStore
 from apex.testing import Fail, InProcessServer, Reply, roles, workflow_toml
+from apex.workflow import load_workflow
 
 runner = CliRunner()
 PANEL = ("m1", "m2", "m3")
@@ -112,3 +115,22 @@ def test_empty_or_degenerate_analysis_sections_are_left_out(
     filler = ["A, B, C", "1.0, 2.0, 3.0", "(none)", "", "None noticed", "No contradictions."]
     assert not any(map(meaningful, filler))
     assert meaningful("B cites the 1911 census") and meaningful("only A mentions Rayleigh")
+
+
+def test_the_live_screen_shows_the_judge_writing(inproc: InProcessServer, tmp_path: Path) -> None:
+    progress = LiveProgress(load_workflow(lab(tmp_path, inproc.base_url)))
+    progress.write("Lima is the capital")
+    screen = Console(record=True, width=80)
+    screen.print(progress.view())
+    shown = screen.export_text()
+    assert "the judge is writing" in shown and "Lima is the capital" in shown
+    assert "judge writing" in shown  # the table's stage
+
+    answer = "Lima is the capital of Peru, on the Pacific coast."
+    for model in PANEL:
+        inproc.default(model, Reply("Lima"))
+    inproc.default("judge", lambda body: Reply(roles.judge(answer)(body), token_delay=0.001))
+    result = runner.invoke(app, ["fuse", "Capital of Peru?", "-w", lab(tmp_path, inproc.base_url)])
+    assert result.exit_code == 0, result.output
+    assert answer in result.output
+    assert inproc.requests_for("judge")[0].body.get("stream") is True  # asked to stream
