@@ -8,6 +8,8 @@ with its evidence. Prints:
 
 * one request's latency (median) over the in-process cycle's (target <= 1.03 x + 10 ms);
 * 64 concurrent requests' total time over the critical path (target <= 1.2 x);
+* a streamed request whose judge writes its verdict over its 0.5 s: when the first words of the
+  answer arrive, and when all of it has;
 * the same 64 cycles run in-process at once (what the core alone costs at that load), the CPU
   time ``apex serve`` spent per cycle while serving them, and the machine's load average (the
   figures are only as good as the cores the other processes leave free).
@@ -48,6 +50,10 @@ CRITICAL_PATH_S = PANEL_S + CRITIC_S + JUDGE_S
 PROVIDER_CONCURRENCY = 256
 PER_CLIENT = 8
 QUESTION = "What is the answer?"
+LONG_ANSWER = "The answer is B: " + "each step of the argument follows from the one before. " * 4
+"""The streaming judge's answer (about 240 characters: 30 streamed pieces)."""
+STREAM_PIECES = 80
+"""About how many 8-character pieces the streaming judge's whole verdict takes."""
 _ADDRESS = re.compile(r"apex serve: (http://\S+)/v1")
 
 
@@ -62,6 +68,11 @@ def script(server: TestServer) -> None:
         server.default(f"m{i}", Reply(f"Answer {i}: The answer is B", latency=PANEL_S))
     server.default("critic", lambda body: Reply(roles.critic()(body), latency=CRITIC_S))
     server.default("judge", lambda body: Reply(roles.judge("B")(body), latency=JUDGE_S))
+    pace = (JUDGE_S - 0.1) / STREAM_PIECES  # its verdict streams over the judge's 0.5 s
+    server.default(
+        "judge-stream",
+        lambda body: Reply(roles.judge(LONG_ANSWER)(body), latency=0.1, token_delay=pace),
+    )
 
 
 async def in_process(wf: Workflow, client: ModelClient, store: EvidenceStore) -> float:
@@ -87,6 +98,20 @@ async def request(http: httpx.AsyncClient) -> float:
     assert response.status_code == 200, response.text
     assert response.json()["apex"]["synthesis_path"] == "judge"
     return elapsed
+
+
+async def streamed(http: httpx.AsyncClient) -> tuple[float, float]:
+    """One streamed request to ``apex/bench-stream``: when its first answer text arrived, and
+    when the stream ended."""
+    body = {"model": "apex/bench-stream", "messages": [{"role": "user", "content": QUESTION}],
+            "stream": True}  # fmt: skip
+    started, first = time.perf_counter(), None
+    async with http.stream("POST", "/chat/completions", json=body) as response:
+        async for line in response.aiter_lines():
+            if first is None and '"content":"' in line and '"content":""' not in line:
+                first = time.perf_counter() - started
+    assert first is not None
+    return first, time.perf_counter() - started
 
 
 async def together(clients: list[httpx.AsyncClient], n: int) -> float:
@@ -145,6 +170,9 @@ async def main(runs: int, concurrent: int) -> None:
         (home / "workflows").mkdir()
         text = workflow_text(base_url)
         (home / "workflows" / "bench.toml").write_text(text)
+        stream_text = workflow_toml(base_url, critics=["critic"], judge="judge-stream",
+                                    name="bench-stream", settings="")  # fmt: skip
+        (home / "workflows" / "bench-stream.toml").write_text(stream_text)
         wf = parse_workflow(text, "bench.toml")
         with EvidenceStore(f"sqlite:///{home / 'inprocess.db'}") as store:
             async with ModelClient(wf.client_settings) as client:
@@ -163,6 +191,7 @@ async def main(runs: int, concurrent: int) -> None:
             before = cpu_s(proc.pid)
             crowd = [await together(clients, concurrent) for _ in range(rounds)]
             after = cpu_s(proc.pid)
+            streams = [await streamed(clients[0]) for _ in range(runs)]
         finally:
             for http in clients:
                 await http.aclose()
@@ -183,6 +212,10 @@ async def main(runs: int, concurrent: int) -> None:
     print(f"  median of {len(crowd)}                     {statistics.median(crowd):.3f} s")
     print(f"in-process apex.fuse, {concurrent} concurrent (best, median of {rounds})  "
           f"{min(local_crowd):.3f} s, {statistics.median(local_crowd):.3f} s")  # fmt: skip
+    first = statistics.median(f for f, _ in streams)
+    done = statistics.median(d for _, d in streams)
+    print(f"streamed, the judge writing over its {JUDGE_S:g} s (median of {runs}): first answer "
+          f"text after {first:.3f} s, the whole answer after {done:.3f} s")  # fmt: skip
     if before is not None and after is not None:
         per_cycle = (after - before) / (len(crowd) * concurrent)
         print(f"  apex serve CPU per cycle         {1000 * per_cycle:.1f} ms")
