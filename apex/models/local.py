@@ -18,7 +18,6 @@ import contextlib
 import functools
 import importlib.util
 import json
-import os
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -27,19 +26,15 @@ from typing import Any
 import httpx
 
 from apex.errors import ConfigError
+from apex.models.contexts import Cancelled, llama, pool
 
 SMOLLM2_ALIAS = "smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-DEFAULT_CONTEXT = 8192
 DEFAULT_SEED = 42
 DEMO_MODEL_NOTE = (
     "SmolLM2-135M is a demonstration model: the pipeline is real, its judgement is weak; "
     "real panels use an API or a larger local model."
 )
-
-_models: dict[Path, Any] = {}
-_models_lock = threading.Lock()
-_run_locks: dict[Path, threading.Lock] = {}
 
 
 def smollm2_path() -> Path:
@@ -63,35 +58,6 @@ def model_path(name: str) -> Path:
             f"local:{name}: no such GGUF file; use local:smollm2 or local:/path/to/model.gguf"
         )
     return path.resolve()
-
-
-OMP_WAIT_POLICY = "PASSIVE"
-"""How llama.cpp's OpenMP threads wait for work, unless the environment says otherwise: asleep.
-Spinning (OpenMP's default) takes the cores of every other process that is generating, so two
-local cycles at once (a worker and the CLI, a batch and a server) took 26-30 s instead of 20 s
-each on two cores; alone, a cycle takes the same time either way."""
-
-
-def _llama() -> Any:
-    """The ``llama_cpp`` module, its OpenMP runtime told how to wait before it loads."""
-    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
-    try:
-        import llama_cpp
-    except ImportError as exc:
-        raise ConfigError(
-            "local models need llama-cpp-python: pip install llama-cpp-python"
-        ) from exc
-    return llama_cpp
-
-
-def _load(path: Path) -> Any:
-    with _models_lock:
-        llm = _models.get(path)
-        if llm is None:
-            llm = _llama().Llama(model_path=str(path), n_ctx=DEFAULT_CONTEXT, verbose=False)
-            _models[path] = llm
-            _run_locks[path] = threading.Lock()
-        return llm
 
 
 _GRAMMAR_UNSAFE = frozenset({"maxLength", "minLength", "pattern", "format"})
@@ -133,7 +99,7 @@ def _grammar(schema_json: str) -> Any:
     JSON forbids raw control characters in strings; forbidding them in the grammar too stops a
     small model from rambling across lines inside a string until it runs out of tokens.
     """
-    llama_grammar = _llama().llama_grammar
+    llama_grammar = llama().llama_grammar
     gbnf = llama_grammar.json_schema_to_gbnf(schema_json)
     gbnf = gbnf.replace('char ::= [^"\\\\]', 'char ::= [^"\\\\\\x7F\\x00-\\x1F]')
     return llama_grammar.LlamaGrammar.from_string(gbnf, verbose=False)
@@ -149,37 +115,13 @@ def _constraint(fmt: Any) -> dict[str, Any]:
     return {"grammar": _grammar(json.dumps(_grammar_schema(schema), sort_keys=False))}
 
 
-class Cancelled(Exception):
-    """The caller stopped waiting (Ctrl-C, a timeout): the generation was stopped."""
-
-
-_stops: dict[Path, threading.Event] = {}
-"""The stop event of the generation each model runs now (under its run lock)."""
-_abort_callbacks: dict[Path, Any] = {}  # kept alive for as long as llama.cpp may call them
-
-
-def _abortable(path: Path, llm: Any) -> None:
-    """Let a set stop event abort the model's current decode (llama.cpp's abort callback):
-    ``create_chat_completion`` then raises at the next token instead of generating on."""
-    llama_cpp = _llama()
-
-    def abort(_data: Any) -> bool:
-        stop = _stops.get(path)
-        return stop is not None and stop.is_set()
-
-    callback = llama_cpp.ggml_abort_callback(abort)
-    llama_cpp.llama_set_abort_callback(llm._ctx.ctx, callback, None)
-    _abort_callbacks[path] = callback
-
-
 @contextlib.contextmanager
 def _generation(
     body: dict[str, Any], stop: threading.Event
 ) -> Iterator[tuple[Any, dict[str, Any]]]:
-    """The model and the arguments of one generation, its model's run lock held meanwhile;
-    ``stop``, once set, ends the wait for the lock and the generation at its next token."""
+    """A context of the model and the arguments of one generation, the context held meanwhile;
+    ``stop``, once set, ends the wait for a context and the generation at its next token."""
     path = model_path(str(body.get("model", "")))
-    llm = _load(path)
     kwargs: dict[str, Any] = {
         "messages": body.get("messages", []),
         "max_tokens": body.get("max_tokens") or 512,
@@ -188,26 +130,20 @@ def _generation(
         kwargs["temperature"] = float(body["temperature"])
     # A fixed default seed makes local answers reproducible call to call.
     kwargs["seed"] = int(body["seed"]) if body.get("seed") is not None else DEFAULT_SEED
-    # One generation at a time per model: llama.cpp's context is not shared between threads.
-    lock = _run_locks[path]
-    while not lock.acquire(timeout=0.05):
-        if stop.is_set():
-            raise Cancelled
+    contexts = pool(path)
+    slot = contexts.acquire(stop)
     try:
         if stop.is_set():
             raise Cancelled
-        if path not in _abort_callbacks:
-            _abortable(path, llm)
-        _stops[path] = stop
+        slot.stop = stop
         try:
-            yield llm, kwargs
+            yield slot.llm, kwargs
         except RuntimeError:
             if stop.is_set():  # aborted by the callback: the caller is gone
                 raise Cancelled from None
             raise
     finally:
-        _stops.pop(path, None)
-        lock.release()
+        contexts.release(slot)
     if stop.is_set():
         raise Cancelled
 

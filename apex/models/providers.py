@@ -19,6 +19,8 @@ from pydantic import SecretStr
 
 from apex.errors import MissingAPIKeyError, RemoteRequestRefused, UnknownProviderError
 from apex.models.config import DEFAULT_CONCURRENCY, Price, ProviderConfig
+from apex.models.contexts import PARALLEL_GENERATIONS
+from apex.models.local import LocalTransport
 from apex.redact import register_secret
 
 OPENROUTER_BASE_URL = "https://openrouter.ai/api/v1"
@@ -30,7 +32,9 @@ BLOCK_REMOTE_ENV = "APEX_BLOCK_REMOTE"
 BUILTIN_PROVIDERS: dict[str, ProviderConfig] = {
     "openrouter": ProviderConfig(base_url=OPENROUTER_BASE_URL, api_key_env="OPENROUTER_API_KEY"),
     "openai": ProviderConfig(base_url=OPENAI_BASE_URL, api_key_env="OPENAI_API_KEY"),
-    "local": ProviderConfig(base_url=LOCAL_BASE_URL, concurrency=1, json_schema=True),
+    "local": ProviderConfig(
+        base_url=LOCAL_BASE_URL, concurrency=PARALLEL_GENERATIONS, json_schema=True
+    ),
 }
 LOCAL_PRICE = Price(input_per_mtok=0.0, output_per_mtok=0.0)
 """The local model runs on this machine: no per-token charge."""
@@ -134,8 +138,6 @@ def resolve_provider(name: str, declared: Mapping[str, ProviderConfig] | None = 
         key = SecretStr(raw)
     transport = _IN_PROCESS.get(urlsplit(config.base_url).hostname or "")
     if name == "local":
-        from apex.models.local import LocalTransport
-
         transport = LocalTransport()
     return Provider(
         name=name,

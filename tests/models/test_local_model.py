@@ -10,7 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 from apex.cli.main import app
-from apex.models import ChatRequest, ModelClient
+from apex.models import ChatRequest, ModelClient, contexts
 
 pytestmark = pytest.mark.slow
 
@@ -67,6 +67,32 @@ async def test_a_streamed_local_call_cancelled_stops_its_generation() -> None:
         with pytest.raises(asyncio.CancelledError):
             await task
         started = time.perf_counter()
+        for _ in range(500):  # polled: the count of generations has no event to wait on
+            if not contexts.generating():
+                break
+            await asyncio.sleep(0.01)
+        stopped_after = time.perf_counter() - started
         after = await client.chat("local:smollm2", ChatRequest.of("Say hi.", max_tokens=5))
-    # the model was free at once: the rest of the 400 tokens (seconds of work) was not written
-    assert after.ok and time.perf_counter() - started < 2.0
+    # the generation stopped at once: the rest of the 400 tokens (seconds of work) was not
+    # written, and its context took the next call
+    assert stopped_after < 0.5 and after.ok
+
+
+async def test_a_panel_of_one_local_model_generates_side_by_side() -> None:
+    asks = [ChatRequest.of(f"Count to {n}.", max_tokens=40, seed=n) for n in (3, 4, 5)]
+    async with ModelClient() as client:
+        alone = await client.chat("local:smollm2", asks[0])
+        peak = 0
+
+        async def watch() -> None:
+            nonlocal peak
+            while True:
+                peak = max(peak, contexts.generating())
+                await asyncio.sleep(0.005)
+
+        watcher = asyncio.ensure_future(watch())
+        together = await asyncio.gather(*(client.chat("local:smollm2", a) for a in asks))
+        watcher.cancel()
+    assert peak == contexts.PARALLEL_GENERATIONS == 3  # three contexts, not one after another
+    assert all(r.ok for r in together)
+    assert together[0].text == alone.text  # a context of its own changes no answer

@@ -1,0 +1,135 @@
+"""llama.cpp contexts of the local models: up to ``PARALLEL_GENERATIONS`` per model file.
+
+A context generates one answer at a time; :func:`pool` hands out a free one for a generation
+(loading another when all are busy and there is room), and each context's abort callback stops
+its generation at the next token once the caller's stop event is set.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from apex.errors import ConfigError
+
+DEFAULT_CONTEXT = 8192
+"""Tokens each context holds (prompt and answer)."""
+
+
+OMP_WAIT_POLICY = "PASSIVE"
+"""How llama.cpp's OpenMP threads wait for work, unless the environment says otherwise: asleep.
+Spinning (OpenMP's default) takes the cores of every other process that is generating, so two
+local cycles at once (a worker and the CLI, a batch and a server) took 26-30 s instead of 20 s
+each on two cores; alone, a cycle takes the same time either way."""
+
+
+def llama() -> Any:
+    """The ``llama_cpp`` module, its OpenMP runtime told how to wait before it loads."""
+    os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
+    try:
+        import llama_cpp
+    except ImportError as exc:
+        raise ConfigError(
+            "local models need llama-cpp-python: pip install llama-cpp-python"
+        ) from exc
+    return llama_cpp
+
+
+class Cancelled(Exception):
+    """The caller stopped waiting (Ctrl-C, a timeout): the generation was stopped."""
+
+
+PARALLEL_GENERATIONS = 3
+"""Generations one local model runs at once, each in its own llama.cpp context (created when a
+call finds every other context busy). A context generates one token at a time, so a panel of
+three calls to SmolLM2 took the three one after another (10 s on two cores); three contexts
+side by side take 6 s. Each context holds its own cache for ``DEFAULT_CONTEXT`` tokens (about
+300 MB more for SmolLM2)."""
+
+
+class _Slot:
+    """One llama.cpp context of a model: one generation at a time, stopped by its event."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.stop: threading.Event | None = None
+        llama_cpp = llama()
+
+        def abort(_data: Any) -> bool:
+            return self.stop is not None and self.stop.is_set()
+
+        # llama.cpp's abort callback: a set stop event makes the current decode fail, so
+        # ``create_chat_completion`` raises at the next token instead of generating on
+        self._abort = llama_cpp.ggml_abort_callback(abort)  # kept alive with the context
+        llama_cpp.llama_set_abort_callback(llm._ctx.ctx, self._abort, None)
+
+
+class _Pool:
+    """The contexts of one model file, up to ``PARALLEL_GENERATIONS``, shared by every client."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.free: list[_Slot] = []
+        self.count = 0
+        self.busy = 0
+        self.changed = threading.Condition()
+
+    def acquire(self, stop: threading.Event) -> _Slot:
+        """A free context (the most recently used: its cache may hold the prompt's start), a
+        new one if none is free and there is room, else the first to be freed; ``stop``, once
+        set, ends the wait."""
+        with self.changed:
+            while not self.free and self.count >= PARALLEL_GENERATIONS:
+                if stop.is_set():
+                    raise Cancelled
+                self.changed.wait(timeout=0.05)
+            self.busy += 1
+            if self.free:
+                return self.free.pop()
+            self.count += 1
+        try:
+            return _Slot(_open(self.path))
+        except BaseException:
+            with self.changed:
+                self.count -= 1
+                self.busy -= 1
+                self.changed.notify()
+            raise
+
+    def release(self, slot: _Slot) -> None:
+        """Give ``slot`` back for the next generation."""
+        slot.stop = None
+        with self.changed:
+            self.free.append(slot)
+            self.busy -= 1
+            self.changed.notify()
+
+
+_opening = threading.Lock()
+
+
+def _open(path: Path) -> Any:
+    """A new context of the model at ``path``, one at a time: llama-cpp-python silences
+    llama.cpp's loading by pointing file descriptors 1 and 2 at /dev/null and back, and two
+    loads at once left the process's stdout and stderr on /dev/null for good."""
+    with _opening:
+        return llama().Llama(model_path=str(path), n_ctx=DEFAULT_CONTEXT, verbose=False)
+
+
+_pools: dict[Path, _Pool] = {}
+_pools_lock = threading.Lock()
+
+
+def pool(path: Path) -> _Pool:
+    """The contexts of the model at ``path``."""
+    with _pools_lock:
+        return _pools.setdefault(path, _Pool(path))
+
+
+def generating() -> int:
+    """How many local generations run now, over every model (a stopped one no longer counts)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+    return sum(pool.busy for pool in pools)
