@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from apex.errors import ConfigError
+from apex.logging import get_logger
+
+log = get_logger("apex.models.local")
 
 DEFAULT_CONTEXT = 8192
 """Tokens each context holds (prompt and answer)."""
@@ -25,8 +28,12 @@ local cycles at once (a worker and the CLI, a batch and a server) took 26-30 s i
 each on two cores; alone, a cycle takes the same time either way."""
 
 
+_log_sink: list[Any] = []  # llama.cpp's log callback, kept alive for as long as it may call
+
+
 def llama() -> Any:
-    """The ``llama_cpp`` module, its OpenMP runtime told how to wait before it loads."""
+    """The ``llama_cpp`` module, its OpenMP runtime told how to wait before it loads, and
+    llama.cpp's log sent to APEX's (at debug) instead of the terminal."""
     os.environ.setdefault("OMP_WAIT_POLICY", OMP_WAIT_POLICY)
     try:
         import llama_cpp
@@ -34,7 +41,16 @@ def llama() -> Any:
         raise ConfigError(
             "local models need llama-cpp-python: pip install llama-cpp-python"
         ) from exc
+    if not _log_sink:
+        _log_sink.append(llama_cpp.llama_log_callback(_to_log))
+        llama_cpp.llama_log_set(_log_sink[0], None)
     return llama_cpp
+
+
+def _to_log(_level: int, text: bytes, _data: Any) -> None:
+    """llama.cpp's messages (a stopped generation writes "decode: removing memory module
+    entries ..." at its error level, which printed under Ctrl-C's one line) at debug."""
+    log.debug("llama_cpp", text=text.decode("utf-8", "replace").rstrip())
 
 
 class Cancelled(Exception):
