@@ -129,9 +129,12 @@ _opening = threading.Lock()
 def _open(path: Path) -> Any:
     """A new context of the model at ``path``, one at a time: llama-cpp-python silences
     llama.cpp's loading by pointing file descriptors 1 and 2 at /dev/null and back, and two
-    loads at once left the process's stdout and stderr on /dev/null for good."""
+    loads at once left the process's stdout and stderr on /dev/null for good. Flash attention
+    read SmolLM2's judge prompt (1,100 tokens) in 4.3 s instead of 5.0-5.5 s on two cores."""
     with _opening:
-        return llama().Llama(model_path=str(path), n_ctx=DEFAULT_CONTEXT, verbose=False)
+        return llama().Llama(
+            model_path=str(path), n_ctx=DEFAULT_CONTEXT, flash_attn=True, verbose=False
+        )
 
 
 _pools: dict[Path, _Pool] = {}
