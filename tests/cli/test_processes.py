@@ -48,6 +48,13 @@ def wait_for(condition: object, timeout: float = 20.0) -> None:
         time.sleep(0.02)
 
 
+def ctrl_c_able() -> None:
+    """In the child before it starts: SIGINT as a terminal's Ctrl-C finds it. A shell without
+    job control starts its background commands with SIGINT ignored, the ignoring is inherited,
+    and Python then installs no handler, so under such a runner Ctrl-C would reach nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def interrupt(process: subprocess.Popen[bytes]) -> tuple[float, bytes]:
     """SIGINT the process; how long it took to exit, and its stderr."""
     sent = time.monotonic()
@@ -64,6 +71,7 @@ def test_ctrl_c_during_the_judge_exits_130_within_a_second(tmp_path: Path) -> No
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             env=env(tmp_path),
+            preexec_fn=ctrl_c_able,
         )
         wait_for(lambda: server.requests_for("judge"))
         took, err = interrupt(process)
@@ -78,6 +86,7 @@ def test_ctrl_c_stops_a_local_generation_at_once(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env(tmp_path),
+        preexec_fn=ctrl_c_able,
     )
     time.sleep(3.0)  # start-up and model load done: it is generating
     assert process.poll() is None
