@@ -62,7 +62,8 @@ PARALLEL_GENERATIONS = 3
 call finds every other context busy). A context generates one token at a time, so a panel of
 three calls to SmolLM2 took the three one after another (10 s on two cores); three contexts
 side by side take 6 s. Each context holds its own cache for ``DEFAULT_CONTEXT`` tokens (about
-300 MB more for SmolLM2)."""
+300 MB more for SmolLM2); contexts are made only as calls arrive together, so a workflow whose
+``[providers.local]`` has ``concurrency = 1`` keeps to one."""
 
 
 class _Slot:

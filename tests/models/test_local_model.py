@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from apex.cli.main import app
 from apex.models import ChatRequest, ModelClient, contexts
+from apex.models.config import ClientSettings, ProviderConfig
+from apex.models.providers import LOCAL_BASE_URL
 
 pytestmark = pytest.mark.slow
 
@@ -78,21 +81,35 @@ async def test_a_streamed_local_call_cancelled_stops_its_generation() -> None:
     assert stopped_after < 0.5 and after.ok
 
 
+async def most_at_once(client: ModelClient, asks: list[ChatRequest]) -> tuple[int, list[Any]]:
+    """The most local generations running together while ``asks`` are sent at once."""
+    peak = 0
+
+    async def watch() -> None:
+        nonlocal peak
+        while True:
+            peak = max(peak, contexts.generating())
+            await asyncio.sleep(0.005)
+
+    watcher = asyncio.ensure_future(watch())
+    results = await asyncio.gather(*(client.chat("local:smollm2", a) for a in asks))
+    watcher.cancel()
+    return peak, results
+
+
 async def test_a_panel_of_one_local_model_generates_side_by_side() -> None:
     asks = [ChatRequest.of(f"Count to {n}.", max_tokens=40, seed=n) for n in (3, 4, 5)]
     async with ModelClient() as client:
         alone = await client.chat("local:smollm2", asks[0])
-        peak = 0
-
-        async def watch() -> None:
-            nonlocal peak
-            while True:
-                peak = max(peak, contexts.generating())
-                await asyncio.sleep(0.005)
-
-        watcher = asyncio.ensure_future(watch())
-        together = await asyncio.gather(*(client.chat("local:smollm2", a) for a in asks))
-        watcher.cancel()
+        peak, together = await most_at_once(client, asks)
     assert peak == contexts.PARALLEL_GENERATIONS == 3  # three contexts, not one after another
     assert all(r.ok for r in together)
     assert together[0].text == alone.text  # a context of its own changes no answer
+
+
+async def test_a_local_provider_declared_with_concurrency_one_generates_one_at_a_time() -> None:
+    one = ProviderConfig(base_url=LOCAL_BASE_URL, concurrency=1, json_schema=True)
+    asks = [ChatRequest.of(f"Count to {n}.", max_tokens=20, seed=n) for n in (3, 4, 5)]
+    async with ModelClient(ClientSettings(providers={"local": one})) as client:
+        peak, results = await most_at_once(client, asks)
+    assert peak == 1 and all(r.ok for r in results)
