@@ -95,7 +95,7 @@ class _Pool:
 
     def acquire(self, stop: threading.Event) -> _Slot:
         """A free context (the most recently used: its cache may hold the prompt's start), a
-        new one if none is free and there is room, else the first to be freed; ``stop``, once
+        new one if none is free and there is room, else one as it is freed; ``stop``, once
         set, ends the wait."""
         with self.changed:
             while not self.free and self.count >= PARALLEL_GENERATIONS:
