@@ -67,7 +67,7 @@ def bad_input(message: str) -> NoReturn:
 
 def guarded(command: Callable[P, T]) -> Callable[P, T]:
     """Wrap a CLI command so that any APEX error becomes a one-line message and its exit
-    status, and Ctrl-C a one-line "interrupted" and 130 (never a traceback)."""
+    status, and Ctrl-C exit 130 (never a traceback; the entry point says "interrupted")."""
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
@@ -76,7 +76,7 @@ def guarded(command: Callable[P, T]) -> Callable[P, T]:
         except ApexError as exc:
             fail(str(exc), error_exit(exc))
         except KeyboardInterrupt:
-            fail("interrupted", code=EXIT_SIGINT)
+            raise typer.Exit(EXIT_SIGINT) from None
 
     return wrapper
 
@@ -88,7 +88,7 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
     except ApexError as exc:
         fail(str(exc), error_exit(exc))
     except KeyboardInterrupt:
-        fail("interrupted", code=EXIT_SIGINT)
+        raise typer.Exit(EXIT_SIGINT) from None
 
 
 def print_json(data: Any) -> None:

@@ -129,18 +129,18 @@ def _interrupted() -> NoReturn:
     """Leave at once after Ctrl-C: the interpreter's teardown (collecting a large heap) would
     take longer than the user should wait; every store write is a committed transaction."""
     sys.stdout.flush()
+    sys.stderr.write("error: interrupted\n")
     sys.stderr.flush()
     os._exit(EXIT_SIGINT)
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point; every Ctrl-C ends here, in one line and exit 130."""
     try:
         app()
-    except KeyboardInterrupt:  # before a command's own guard (start-up, parsing)
-        sys.stderr.write("error: interrupted\n")
+    except KeyboardInterrupt:  # before typer's own handling (the root callback's start-up)
         _interrupted()
-    except SystemExit as exc:
+    except SystemExit as exc:  # a command's guard, or typer's silent Exit(130) during start-up
         if exc.code == EXIT_SIGINT:
             _interrupted()
         raise

@@ -95,6 +95,29 @@ def test_ctrl_c_stops_a_local_generation_at_once(tmp_path: Path) -> None:
     assert err == b"error: interrupted\n"  # one line: not a traceback, nor llama.cpp's log
 
 
+CTRL_C_IN_START_UP = """
+import sys
+import apex.telemetry.setup
+
+def interrupted(*_args, **_kwargs):
+    raise KeyboardInterrupt  # as a Ctrl-C landing in the root callback's start-up
+
+apex.telemetry.setup.setup_from_env = interrupted
+from apex.cli.main import main
+sys.argv = ["apex", "models"]
+main()
+"""
+
+
+def test_ctrl_c_during_start_up_still_says_interrupted_in_one_line(tmp_path: Path) -> None:
+    # typer turns a KeyboardInterrupt before the command into a silent Exit(130)
+    done = subprocess.run(
+        [sys.executable, "-c", CTRL_C_IN_START_UP], capture_output=True, env=env(tmp_path)
+    )
+    assert done.returncode == EXIT_SIGINT
+    assert done.stderr == b"error: interrupted\n" and done.stdout == b""
+
+
 def test_after_sigkill_status_says_no_live_process_holds_the_goal(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'goals.db'}"
     with TestServer() as server:
