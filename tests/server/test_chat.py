@@ -325,7 +325,9 @@ def test_an_answer_withdrawn_after_streaming_ends_the_stream_with_an_error(
 ) -> None:
     model = own.workflow()
     cut = '{"consensus": [], "scores": [], "final_answer": "Cusco, or rather'  # truncated JSON
-    own.reply("judge", Reply(cut, finish_reason="length", token_delay=0.02), roles.judge("Lima."))
+    # Its pieces come 0.1 s apart: the stream must see some of them before the attempt fails
+    # (a stream that saw none has nothing to withdraw and rightly sends the retry's answer).
+    own.reply("judge", Reply(cut, finish_reason="length", token_delay=0.1), roles.judge("Lima."))
     lines = stream_of(main_server.url, model)
     streamed = "".join(e["choices"][0]["delta"]["content"] for _, e in content_lines(lines))
     assert streamed and "Cusco, or rather".startswith(streamed)  # what came before the retry
