@@ -56,8 +56,9 @@ Other evidence (call failures, critic findings) is recorded in the same aggregat
 consecutive failures, decayed severity) for panel selection and reporting; it does not move vote
 weights, since a failed call already casts no vote and findings are not yet calibrated.
 
-All evidence decays with a half-life counted in the model's own events (see
-:data:`apex.store.aggregate.DEFAULT_HALF_LIFE_EVENTS`), so a model that changes is re-learned.
+All evidence decays with a half-life counted in the model's own events, ground truth in its
+verdicts (see :data:`apex.store.aggregate.DEFAULT_HALF_LIFE_EVENTS`), so a model that changes
+is re-learned and truth that arrives rarely is not forgotten between verdicts.
 """
 
 from __future__ import annotations

@@ -59,14 +59,27 @@ def test_apply_event_is_pure_and_takes_one_adagrad_step() -> None:
 def test_decay_halves_evidence_after_half_life_events() -> None:
     params = FoldParams(half_life_events=10)
     judge = EvidenceEvent(model=M, category="math", kind="judge", score=1.0)
-    store = fold([verdict(True), *[judge] * 10], params)
+    store = fold([judge, *[verdict(False)] * 10], params)
     glob = store.get(M, GLOBAL_CATEGORY)
-    assert glob.gt_n == pytest.approx(0.5)
-    assert glob.gt_correct == pytest.approx(0.5)
-    assert glob.judge_mean == pytest.approx(1.0)
+    assert glob.judge_n == pytest.approx(0.5) and glob.judge_mean == pytest.approx(1.0)
     assert glob.events == 11  # the lifetime count does not decay
-    undecayed = fold([verdict(True), *[judge] * 10], FoldParams(half_life_events=None))
-    assert undecayed.get(M, GLOBAL_CATEGORY).gt_n == 1.0
+    undecayed = fold([judge, *[verdict(False)] * 10], FoldParams(half_life_events=None))
+    assert undecayed.get(M, GLOBAL_CATEGORY).judge_n == 1.0
+
+
+def test_ground_truth_decays_per_verdict_not_per_event() -> None:
+    params = FoldParams(half_life_events=10)
+    judge = EvidenceEvent(model=M, category="math", kind="judge", score=1.0)
+    unverified = EvidenceEvent(model=M, category="math", kind="answer", agreed=0.5, support=0.5)
+    # ten events without truth between verdicts: what the first verdict taught is kept whole
+    first = fold([verdict(True), *[judge] * 5, *[unverified] * 5], params)
+    glob = first.get(M, GLOBAL_CATEGORY)
+    assert glob.gt_n == 1.0 and glob.gt_correct == 1.0
+    assert glob.gt_weight == pytest.approx(DEFAULT_FOLD.gt_learning_rate)
+    assert glob.agree_n < 5.0  # the other statistics still decay per event
+    # ten later verdicts halve it: truth that arrives rarely is forgotten as slowly as the rest
+    later = fold([verdict(True), *[judge] * 5, *[verdict(False)] * 10], params)
+    assert later.get(M, GLOBAL_CATEGORY).gt_correct == pytest.approx(0.5)
 
 
 def test_failures_findings_and_consecutive_failures() -> None:
