@@ -18,7 +18,6 @@ without a migration) and lifetime counts per event kind and failure kind in ``co
 from __future__ import annotations
 
 import functools
-import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
@@ -45,20 +44,21 @@ CHUNK = 500
 """Rows per multi-row INSERT (well under SQLite's bound-parameter limit)."""
 
 
-def event_key(event: EvidenceEvent, run_id: str | None, index: int) -> str:
+def event_key(event: EvidenceEvent, run_id: str | None, index: int, batch: str = "") -> str:
     """The event's unique key: its own ``key`` when it has one, else derived from the run.
 
     Derived keys are ``{run_id}/{index}/{model}/{kind}`` (``{role}:{kind}`` outside the panel),
     stable when the same run's events are replayed in the same order; events with neither a key
-    nor a run get a random key (never recognized as replays).
+    nor a run get a random key (never recognized as replays): ``anon/{batch}/{index}``, where
+    ``batch`` is random per call (one random draw per batch, not per event).
     """
     own = event.__dict__.get("key")  # a subclass may carry its own key field
     if isinstance(own, str) and own:
         return own
+    if run_id is None:
+        return f"{ANON_PREFIX}{batch or uuid.uuid4().hex}/{index}"
     kind = event.kind if event.role == "panel" else f"{event.role}:{event.kind}"
-    if run_id is not None:
-        return f"{run_id}/{index}/{event.model}/{kind}"
-    return f"{ANON_PREFIX}{uuid.uuid4().hex}"
+    return f"{run_id}/{index}/{event.model}/{kind}"
 
 
 def insert_ignore(conn: Connection, table: sa.Table, keys: Sequence[str]) -> sa.Insert:
@@ -97,12 +97,13 @@ def _chunks(items: Sequence[Any], size: int = CHUNK) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
-@functools.lru_cache(maxsize=KEYS_PER_QUERY)
-def _keyed_select(n: int) -> sa.Select[Any]:
+@functools.lru_cache(maxsize=2 * KEYS_PER_QUERY)
+def _keyed_select(n: int, stats: bool) -> sa.Select[Any]:
     """The select of ``n`` aggregate rows by key, built once per ``n`` (binds m0, r0, c0...)."""
     columns = (AGGREGATES.c.model, AGGREGATES.c.role, AGGREGATES.c.category)
+    values = (AGGREGATES.c.stats, AGGREGATES.c.counts) if stats else (AGGREGATES.c.counts,)
     return (
-        sa.select(*columns, AGGREGATES.c.stats, AGGREGATES.c.counts)
+        sa.select(*columns, *values)
         .where(
             sa.or_(
                 *(
@@ -119,8 +120,11 @@ def _keyed_select(n: int) -> sa.Select[Any]:
     )
 
 
-def keyed_aggregates(keys: Sequence[AggKey]) -> Iterable[tuple[sa.Select[Any], dict[str, str]]]:
-    """Selects (with their parameters) of the aggregate rows with these keys, in key order.
+def keyed_aggregates(
+    keys: Sequence[AggKey], *, stats: bool = True
+) -> Iterable[tuple[sa.Select[Any], dict[str, str]]]:
+    """Selects (with their parameters) of the aggregate rows with these keys, in key order:
+    their key columns, ``stats`` (unless ``stats`` is False) and ``counts``.
 
     Written as ``(model = ? AND role = ? AND category = ?) OR ...`` so that SQLite and
     PostgreSQL both use the primary key (SQLite scans the whole table for a row-value ``IN``).
@@ -129,12 +133,15 @@ def keyed_aggregates(keys: Sequence[AggKey]) -> Iterable[tuple[sa.Select[Any], d
         params: dict[str, str] = {}
         for i, (model, role, category) in enumerate(chunk):
             params[f"m{i}"], params[f"r{i}"], params[f"c{i}"] = model, role, category
-        yield _keyed_select(len(chunk)), params
+        yield _keyed_select(len(chunk), stats), params
 
 
 def _insert_new(
     conn: Connection, keyed: dict[str, EvidenceEvent], run_id: str | None, now: datetime
 ) -> set[str]:
+    if run_id is None and all(key.startswith(ANON_PREFIX) for key in keyed):  # nothing to skip
+        _bulk_insert(conn, keyed, now)
+        return set(keyed)
     rows = [
         {
             "key": key,
@@ -148,35 +155,34 @@ def _insert_new(
         }
         for key, event in sorted(keyed.items())  # one lock order for every writer
     ]
-    if all(key.startswith(ANON_PREFIX) for key in keyed):  # random keys: nothing to skip
-        _bulk_insert(conn, rows)
-        return set(keyed)
     statement = insert_ignore(conn, EVIDENCE, ["key"]).returning(EVIDENCE.c.key)
     return set(conn.execute(statement, rows).scalars())
 
 
-_EVIDENCE_COLUMNS = ("key", "run_id", "created_at", "model", "role", "category", "kind", "data")
+_EVIDENCE_COLUMNS = ("key", "created_at", "model", "role", "category", "kind", "data")
 
 
-def _bulk_insert(conn: Connection, rows: list[dict[str, Any]]) -> None:
-    """Insert evidence rows straight through the driver's executemany (a replay writes tens
-    of thousands at once; SQLAlchemy's per-row parameter processing would dominate)."""
+def _bulk_insert(conn: Connection, keyed: Mapping[str, EvidenceEvent], now: datetime) -> None:
+    """Insert events without a run straight through the driver's executemany (a replay writes
+    tens of thousands at once; SQLAlchemy's per-row parameter processing would dominate):
+    pydantic writes each event's JSON, and the one time stamp is formatted once."""
     sqlite_dialect = conn.dialect.name == "sqlite"
     mark = "?" if sqlite_dialect else "%s"
     names = ", ".join(_EVIDENCE_COLUMNS)
-    statement = f"INSERT INTO evidence ({names}) VALUES ({', '.join([mark] * 8)})"  # noqa: S608 - fixed text
+    marks = ", ".join([mark] * len(_EVIDENCE_COLUMNS))
+    statement = f"INSERT INTO evidence ({names}) VALUES ({marks})"  # noqa: S608 - fixed text
+    stamp = now.strftime(_SQLITE_STAMP) if sqlite_dialect else now
     values = [
         (
-            row["key"],
-            row["run_id"],
-            row["created_at"].strftime(_SQLITE_STAMP) if sqlite_dialect else row["created_at"],
-            row["model"],
-            row["role"],
-            row["category"],
-            row["kind"],
-            json.dumps(row["data"]),
+            key,
+            stamp,
+            event.model,
+            event.role,
+            event.category,
+            event.kind,
+            event.model_dump_json(exclude_defaults=True),
         )
-        for row in rows
+        for key, event in keyed.items()
     ]
     conn.exec_driver_sql(statement, values)
 
@@ -186,9 +192,10 @@ _SQLITE_STAMP = "%Y-%m-%d %H:%M:%S.%f"
 
 
 def _lock_aggregates(
-    conn: Connection, targets: list[AggKey], now: datetime
-) -> dict[AggKey, tuple[ModelAggregate, dict[str, int]]]:
-    """Create missing aggregate rows, then read all of them under a row lock."""
+    conn: Connection, targets: list[AggKey], now: datetime, *, stats: bool
+) -> dict[AggKey, tuple[dict[str, Any] | None, dict[str, int]]]:
+    """Create missing aggregate rows, then read all of them under a row lock: each one's
+    counts and, with ``stats``, its stored stats (a dumped :class:`ModelAggregate`)."""
     missing = [
         {
             "model": model,
@@ -203,17 +210,13 @@ def _lock_aggregates(
     ]
     if missing:
         conn.execute(insert_ignore(conn, AGGREGATES, ["model", "role", "category"]), missing)
-    rows = [
-        row
-        for query, params in keyed_aggregates(targets)
-        for row in conn.execute(query.with_for_update(), params)
-    ]
     return {
         (row.model, row.role, row.category): (
-            ModelAggregate.model_validate(row.stats),
+            row.stats if stats else None,
             dict(row.counts or {}),
         )
-        for row in rows
+        for query, params in keyed_aggregates(targets, stats=stats)
+        for row in conn.execute(query.with_for_update(), params)
     }
 
 
@@ -234,8 +237,9 @@ def apply_events(
     """
     stamp = now or utcnow()
     keyed: dict[str, EvidenceEvent] = {}
+    batch = uuid.uuid4().hex
     for index, event in enumerate(events):
-        keyed.setdefault(event_key(event, run_id, index), event)
+        keyed.setdefault(event_key(event, run_id, index, batch), event)
     if not keyed:
         return 0
     inserted = _insert_new(conn, keyed, run_id, stamp)
@@ -243,24 +247,31 @@ def apply_events(
     if not fresh:
         return 0
     targets = sorted({agg for event in fresh for agg in aggregate_keys(event)})
-    state = _lock_aggregates(conn, targets, stamp)
-    fold = params or DEFAULT_FOLD
     precomputed = folded is not None and len(fresh) == len(keyed)
+    locked = _lock_aggregates(conn, targets, stamp, stats=not precomputed)
+    counts = {key: tally for key, (_, tally) in locked.items()}
     for event in fresh:
+        names = event_counts(event)
         for target in aggregate_keys(event):
-            agg, counts = state[target]
-            for name in event_counts(event):
-                counts[name] = counts.get(name, 0) + 1
-            state[target] = (agg if precomputed else apply_event(agg, event, fold), counts)
+            tally = counts[target]
+            for name in names:
+                tally[name] = tally.get(name, 0) + 1
     if precomputed and folded is not None:
-        state = {key: (folded[key], counts) for key, (_, counts) in state.items()}
-    _write_aggregates(conn, state, stamp)
+        aggs = {key: folded[key] for key in targets}
+    else:
+        aggs = {key: ModelAggregate.model_validate(stats) for key, (stats, _) in locked.items()}
+        fold = params or DEFAULT_FOLD
+        for event in fresh:
+            for target in aggregate_keys(event):
+                aggs[target] = apply_event(aggs[target], event, fold)
+    _write_aggregates(conn, aggs, counts, stamp)
     return len(fresh)
 
 
 def _write_aggregates(
     conn: Connection,
-    state: Mapping[AggKey, tuple[ModelAggregate, dict[str, int]]],
+    aggs: Mapping[AggKey, ModelAggregate],
+    counts: Mapping[AggKey, dict[str, int]],
     stamp: datetime,
 ) -> None:
     conn.execute(
@@ -282,10 +293,10 @@ def _write_aggregates(
                 "k_role": role,
                 "k_category": category,
                 "v_stats": agg.model_dump(mode="json"),
-                "v_counts": counts,
+                "v_counts": counts[model, role, category],
                 "v_events": agg.events,
                 "v_updated_at": stamp,
             }
-            for (model, role, category), (agg, counts) in state.items()
+            for (model, role, category), agg in aggs.items()
         ],
     )

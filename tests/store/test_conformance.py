@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
+from datetime import datetime
 
 import pytest
 import sqlalchemy as sa
@@ -238,3 +239,20 @@ def test_write_behind_writes_what_the_store_would_have_folded(store: EvidenceSto
     assert count(store, EVIDENCE) == len(events_for(fusion_result("before"))) + 10 * len(models)
     rows = {r.model: r for r in store.leaderboard("math")}
     assert rows["lab:m1"].calls == 1 + 10 and rows["lab:m4"].calls == 10
+
+
+def test_events_without_a_run_are_stored_as_they_are(store: EvidenceStore) -> None:
+    """Events without a run go through the driver's executemany; each row still reads back as
+    its event, under its own random key, stamped like every other row."""
+    answers = {"lab:m1": "A", "lab:m2": "A", "lab:m3": "B", "lab:m4": None, "lab:m5": "A"}
+    events = cycle_events(recorded_cycle(answers, {}, "math", 4), Truth(expected="A"))
+    store.apply(events)
+    store.apply(events)  # no run, so no replay: stored again under new keys
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(EVIDENCE)).all()
+    assert len(rows) == 2 * len(events) == len({row.key for row in rows})
+    assert all(row.key.startswith("anon/") and row.run_id is None for row in rows)
+    stored = sorted(EvidenceEvent.model_validate(row.data).model_dump_json() for row in rows)
+    assert stored == sorted(event.model_dump_json() for event in [*events, *events])
+    assert all(isinstance(row.created_at, datetime) for row in rows)
+    assert store.get("lab:m1", "math").events == 2
