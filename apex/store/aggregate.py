@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Iterable, Mapping
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -270,23 +270,26 @@ def apply_event(
     ``correct - support`` (right more often than the fused vote expected: weight up).
     """
     decay = params.decay
-    f: dict[str, float] = {k: getattr(agg, k) * decay for k in _DECAYED}
-    verdict = event.kind in ("answer", "verdict") and event.correct is not None
-    f.update({k: getattr(agg, k) * (decay if verdict else 1.0) for k in _VERDICT_DECAYED})
-    other: dict[str, int | str | None] = {"events": agg.events + 1}
+    f: dict[str, Any] = agg.__dict__.copy()  # the new aggregate's fields
+    for k in _DECAYED:
+        f[k] *= decay
+    if event.kind in ("answer", "verdict") and event.correct is not None:  # a verdict
+        for k in _VERDICT_DECAYED:
+            f[k] *= decay
+    f["events"] += 1
     if event.kind == "answer":
         f["answers"] += 1.0
         f["calls"] += 1.0
-        other["consecutive_failures"] = 0
+        f["consecutive_failures"] = 0
     elif event.kind == "failure":
         f["calls"] += 1.0
         f["failures"] += 1.0
-        other["failures_total"] = agg.failures_total + 1
-        other["consecutive_failures"] = agg.consecutive_failures + 1
-        other["last_failure_kind"] = event.failure_kind
+        f["failures_total"] += 1
+        f["consecutive_failures"] += 1
+        f["last_failure_kind"] = event.failure_kind
     if event.retries and event.kind in ("answer", "failure"):
         f["retries"] += event.retries
-        other["retries_total"] = agg.retries_total + event.retries
+        f["retries_total"] += event.retries
     if event.kind == "finding" and event.severity is not None:
         f["findings"] += 1.0
         f["finding_severity"] += SEVERITY_WEIGHT[event.severity]
@@ -296,10 +299,24 @@ def apply_event(
     is_global = agg.category == GLOBAL_CATEGORY
     if event.kind in ("answer", "verdict"):
         _fold_verdict(f, event, params, is_global=is_global)
-    pairs = agg.pairs
     if is_global and event.peers:
-        pairs = _fold_pairs(agg, event, params)
-    return agg.model_copy(update={**f, **other, "pairs": pairs})
+        f["pairs"] = _fold_pairs(agg, event, params)
+    return _with_fields(agg, f)
+
+
+_set = object.__setattr__
+
+
+def _with_fields(agg: ModelAggregate, fields: dict[str, Any]) -> ModelAggregate:
+    """An aggregate of ``agg``'s type holding ``fields`` (all of them), as ``model_copy`` would
+    build it but without its generic bookkeeping: this is the hottest line of a replay, and an
+    aggregate has no extra or private attributes."""
+    new = type(agg).__new__(type(agg))
+    _set(new, "__dict__", fields)
+    _set(new, "__pydantic_extra__", None)
+    _set(new, "__pydantic_fields_set__", set(fields))
+    _set(new, "__pydantic_private__", None)
+    return new
 
 
 def pair_stats(
@@ -325,14 +342,18 @@ def _fold_pairs(
     chance = 1.0 / (event.n_options - 1) if event.n_options else 0.0
     decay, now = params.decay, agg.events + 1
     for peer, agreed in (event.peers or {}).items():
-        n, a, c, stamp = out.get(peer) or (0.0, 0.0, 0.0, now)
-        factor = decay ** (now - stamp)  # decayed to now, this event included
+        found = out.get(peer)
+        if found is None:
+            out[peer] = (1.0, float(agreed), chance, now)
+            continue
+        n, a, c, stamp = found
+        factor = decay if stamp == now - 1 else decay ** (now - stamp)  # to now, this one in
         out[peer] = (n * factor + 1.0, a * factor + float(agreed), c * factor + chance, now)
     return out
 
 
 def _fold_verdict(
-    f: dict[str, float], event: EvidenceEvent, params: FoldParams, *, is_global: bool
+    f: dict[str, Any], event: EvidenceEvent, params: FoldParams, *, is_global: bool
 ) -> None:
     """Add an event's ground-truth and agreement parts to the decayed statistics ``f``."""
     if event.agreed is not None:
