@@ -18,6 +18,9 @@ number on its own event: weak failure evidence, kept apart from failures and fro
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from operator import itemgetter
+
 from pydantic import BaseModel, Field
 
 from apex.models.types import FailureKind
@@ -147,6 +150,10 @@ def cycle_events(
     agreement = {} if later else peer_agreement(answers, k)
     support = vote_distribution(answers, weights, k)
     votes = {v.label: v for v in record.votes}
+    answered = sorted(
+        ((v.model, v.answer) for v in record.votes if v.answer is not None), key=itemgetter(0)
+    )
+    names = [model for model, _ in answered]
     events: list[EvidenceEvent] = []
 
     def vote_event(vote: PanelVote, retries: int | None = None) -> EvidenceEvent | None:
@@ -156,11 +163,8 @@ def cycle_events(
             return None
         peers = None
         if not later and vote.answer is not None:  # each pair once, in the first name's record
-            peers = {
-                v.model: v.answer == vote.answer
-                for v in record.votes
-                if v.answer is not None and v.model > vote.model
-            }
+            after = answered[bisect_right(names, vote.model) :]  # the names after this one
+            peers = {model: answer == vote.answer for model, answer in after}
         return EvidenceEvent(
             model=vote.model,
             category=cat,
