@@ -13,7 +13,9 @@ by the store's own rule, and written with their events every 200 questions and a
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import gc
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -43,6 +45,20 @@ MEMORY_STORE = "memory"
 
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value is not None else None
+
+
+@contextmanager
+def _without_cycle_collection() -> Iterator[None]:
+    """Pause Python's cycle collector: a replay allocates millions of short-lived objects and
+    almost no reference cycles (a run over all 29 models frees about 3,000 objects that way),
+    so its passes over the growing heap cost 6% of the run for nothing."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 class _Counted:
@@ -206,7 +222,7 @@ def replay(
         store, where = WriteBehind(sql), sql.masked_url
     questions = min(first, len(table.qids)) if first else len(table.qids)
     try:
-        with TerminalBar(questions, "replaying") as bar:
+        with _without_cycle_collection(), TerminalBar(questions, "replaying") as bar:
             report = run_replay(
                 table,
                 chosen,

@@ -23,7 +23,7 @@ from apex.store.aggregate import (
 from apex.store.memory import InMemoryAggregates
 from apex.store.repository import EvidenceStore
 
-DEFAULT_FLUSH_EVERY = 200
+DEFAULT_FLUSH_EVERY = 500
 """Batches folded in memory between two writes."""
 
 
