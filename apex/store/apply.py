@@ -88,6 +88,8 @@ def event_counts(event: EvidenceEvent) -> list[str]:
     return names
 
 
+_Keyed = tuple[str | None, EvidenceEvent]
+"""An event with the run it belongs to (None: none)."""
 KEYS_PER_QUERY = 200
 """Aggregate keys per keyed lookup."""
 
@@ -136,11 +138,9 @@ def keyed_aggregates(
         yield _keyed_select(len(chunk), stats), params
 
 
-def _insert_new(
-    conn: Connection, keyed: dict[str, EvidenceEvent], run_id: str | None, now: datetime
-) -> set[str]:
-    if run_id is None and all(key.startswith(ANON_PREFIX) for key in keyed):  # nothing to skip
-        _bulk_insert(conn, keyed, now)
+def _insert_new(conn: Connection, keyed: Mapping[str, _Keyed], now: datetime) -> set[str]:
+    if all(run is None and key.startswith(ANON_PREFIX) for key, (run, _) in keyed.items()):
+        _bulk_insert(conn, keyed, now)  # nothing to skip
         return set(keyed)
     rows = [
         {
@@ -153,7 +153,7 @@ def _insert_new(
             "kind": event.kind,
             "data": event.model_dump(exclude_defaults=True),
         }
-        for key, event in sorted(keyed.items())  # one lock order for every writer
+        for key, (run_id, event) in sorted(keyed.items())  # one lock order for every writer
     ]
     statement = insert_ignore(conn, EVIDENCE, ["key"]).returning(EVIDENCE.c.key)
     return set(conn.execute(statement, rows).scalars())
@@ -162,7 +162,7 @@ def _insert_new(
 _EVIDENCE_COLUMNS = ("key", "created_at", "model", "role", "category", "kind", "data")
 
 
-def _bulk_insert(conn: Connection, keyed: Mapping[str, EvidenceEvent], now: datetime) -> None:
+def _bulk_insert(conn: Connection, keyed: Mapping[str, _Keyed], now: datetime) -> None:
     """Insert events without a run straight through the driver's executemany (a replay writes
     tens of thousands at once; SQLAlchemy's per-row parameter processing would dominate):
     pydantic writes each event's JSON, and the one time stamp is formatted once."""
@@ -182,7 +182,7 @@ def _bulk_insert(conn: Connection, keyed: Mapping[str, EvidenceEvent], now: date
             event.kind,
             event.model_dump_json(exclude_defaults=True),
         )
-        for key, event in keyed.items()
+        for key, (_, event) in keyed.items()
     ]
     conn.exec_driver_sql(statement, values)
 
@@ -235,15 +235,29 @@ def apply_events(
     stored ones (a write-behind buffer, :class:`~apex.store.buffered.WriteBehind`): when every
     event is new, they are written as they are instead of folded a second time.
     """
+    return apply_run_events(conn, [(run_id, events)], params, now=now, folded=folded)
+
+
+def apply_run_events(
+    conn: Connection,
+    runs: Iterable[tuple[str | None, Iterable[EvidenceEvent]]],
+    params: FoldParams | None = None,
+    *,
+    now: datetime | None = None,
+    folded: Mapping[AggKey, ModelAggregate] | None = None,
+) -> int:
+    """:func:`apply_events` for several runs' events at once, each ``(run_id, events)`` keyed
+    by its own run: the aggregates they share are locked, folded and written once."""
     stamp = now or utcnow()
-    keyed: dict[str, EvidenceEvent] = {}
-    batch = uuid.uuid4().hex
-    for index, event in enumerate(events):
-        keyed.setdefault(event_key(event, run_id, index, batch), event)
+    keyed: dict[str, _Keyed] = {}
+    for run_id, events in runs:
+        batch = uuid.uuid4().hex if run_id is None else ""
+        for index, event in enumerate(events):
+            keyed.setdefault(event_key(event, run_id, index, batch), (run_id, event))
     if not keyed:
         return 0
-    inserted = _insert_new(conn, keyed, run_id, stamp)
-    fresh = [event for key, event in keyed.items() if key in inserted]  # caller's order
+    inserted = _insert_new(conn, keyed, stamp)
+    fresh = [event for key, (_, event) in keyed.items() if key in inserted]  # caller's order
     if not fresh:
         return 0
     targets = sorted({agg for event in fresh for agg in aggregate_keys(event)})

@@ -24,7 +24,7 @@ from apex.store.aggregate import (
     FoldParams,
     ModelAggregate,
 )
-from apex.store.apply import apply_events, insert_ignore, keyed_aggregates
+from apex.store.apply import apply_events, apply_run_events, insert_ignore, keyed_aggregates
 from apex.store.engine import (
     create_store_engine,
     mask_url,
@@ -136,23 +136,39 @@ class EvidenceStore:
         transaction, so a replay writes nothing at all (whatever the order of its events).
         Each event is also unique on its key (see :func:`~apex.store.apply.event_key`).
         """
-        run_id = rows.run.run_id
+        return self.record_runs([(rows, events)])[0]
+
+    def record_runs(self, runs: Sequence[tuple[RunRows, Sequence[EvidenceEvent]]]) -> list[bool]:
+        """:meth:`record_run` for several runs in one transaction (the aggregates they share are
+        read and written once); whether each was new. All are recorded, or none."""
+        if not runs:
+            return []
+        first: dict[str, int] = {}  # a run given twice is new at most once: the first time
+        for index, (rows, _) in enumerate(runs):
+            first.setdefault(rows.run.run_id, index)
+        batch = [runs[index] for index in first.values()]
+        what = f"recording run {next(iter(first))}" if len(first) == 1 else "recording runs"
         try:
             with write_transaction(self.engine) as conn:
                 statement = insert_ignore(conn, RUNS, ["run_id"]).returning(RUNS.c.run_id)
-                if conn.execute(statement, [row_values(rows.run)]).first() is None:
-                    return False
-                for table, values in (
-                    (CALLS, rows.calls),
-                    (CANDIDATES, rows.candidates),
-                    (CRITIQUES, rows.critiques),
+                values = [row_values(rows.run) for rows, _ in batch]
+                stored = set(conn.execute(statement, values).scalars())
+                fresh = [(rows, events) for rows, events in batch if rows.run.run_id in stored]
+                for table, children in (
+                    (CALLS, [row for rows, _ in fresh for row in rows.calls]),
+                    (CANDIDATES, [row for rows, _ in fresh for row in rows.candidates]),
+                    (CRITIQUES, [row for rows, _ in fresh for row in rows.critiques]),
                 ):
-                    if values:
-                        conn.execute(sa.insert(table), [row_values(v) for v in values])
-                apply_events(conn, events, self.params, run_id=run_id)
+                    if children:
+                        conn.execute(sa.insert(table), [row_values(row) for row in children])
+                by_run = [(rows.run.run_id, events) for rows, events in fresh]
+                apply_run_events(conn, by_run, self.params)
         except exc.SQLAlchemyError as error:
-            raise store_error(error, self.url, f"recording run {run_id}") from error
-        return True
+            raise store_error(error, self.url, what) from error
+        return [
+            first[rows.run.run_id] == index and rows.run.run_id in stored
+            for index, (rows, _) in enumerate(runs)
+        ]
 
     def apply(self, events: Iterable[EvidenceEvent], *, run_id: str | None = None) -> None:
         """Store events and fold them into their aggregates, in order, in one transaction.

@@ -14,7 +14,7 @@ from apex.graph.types import (
     Review,
 )
 from apex.recording import cycle_record, run_rows
-from apex.store import EvidenceEvent, EvidenceStore, ModelAggregate, record_keys
+from apex.store import EvidenceEvent, EvidenceStore, ModelAggregate, RunRows, record_keys
 from apex.store.tables import utcnow
 from apex.workflow import ExtractConfig
 
@@ -136,12 +136,16 @@ def verdict(model: str, category: str, correct: bool) -> EvidenceEvent:
     return EvidenceEvent(model=model, category=category, kind="verdict", correct=correct)
 
 
+def fusion_rows(result: FusionResult) -> RunRows:
+    """``result``'s rows, as ``apex.recording`` builds them."""
+    return run_rows(result, cycle_record(result, ExtractConfig(kind="number")), utcnow())
+
+
 def record_fusion(
     store: EvidenceStore, result: FusionResult, events: Sequence[EvidenceEvent]
 ) -> None:
     """Record ``result``'s rows (as ``apex.recording`` builds them) with ``events``."""
-    rows = run_rows(result, cycle_record(result, ExtractConfig(kind="number")), utcnow())
-    store.record_run(rows, events)
+    store.record_run(fusion_rows(result), events)
 
 
 def panel_records(

@@ -25,6 +25,7 @@ from tests.store.factories import (
     PANEL,
     events_for,
     fusion_result,
+    fusion_rows,
     panel_records,
     record_fusion,
     verdict,
@@ -98,6 +99,36 @@ def test_record_fusion_is_idempotent_on_run_id(store: EvidenceStore) -> None:
     assert count(store, CRITIQUES) == 2
     assert count(store, EVIDENCE) == len(events)
     assert_aggregates(store, reference(events))
+
+
+def test_several_runs_are_recorded_in_one_write_as_one_at_a_time(store: EvidenceStore) -> None:
+    results = [fusion_result(f"run-{i}") for i in (1, 2, 3)]
+    events = [events_for(result) for result in results]
+    record_fusion(store, results[2], events[2])  # already stored
+    batch = [(fusion_rows(r), e) for r, e in zip(results, events, strict=True)]
+    batch.insert(2, batch[0])  # the same run twice in one write: new once
+    assert store.record_runs(batch) == [True, True, False, False]
+    assert store.record_runs([]) == []
+    assert count(store, RUNS) == 3
+    assert count(store, CALLS) == 3 * len(results[0].calls)
+    assert count(store, CRITIQUES) == 3 * 2
+    assert count(store, EVIDENCE) == sum(len(e) for e in events)
+    assert_aggregates(store, reference(e for run in events for e in run))
+    with store.engine.connect() as conn:
+        per_run = dict(
+            conn.execute(sa.select(CALLS.c.run_id, sa.func.count()).group_by(CALLS.c.run_id)).all()
+        )
+    assert per_run == {r.run_id: len(r.calls) for r in results}
+
+
+def test_a_failing_run_fails_its_whole_write(store: EvidenceStore) -> None:
+    good, broken = fusion_result("run-1"), fusion_result("run-2")
+    broken.critiques[0].critic = None  # type: ignore[assignment]
+    batch = [(fusion_rows(r), events_for(r)) for r in (good, broken)]
+    with pytest.raises(StoreError, match="recording runs"):
+        store.record_runs(batch)
+    for table in (RUNS, CALLS, CANDIDATES, CRITIQUES, EVIDENCE, AGGREGATES):
+        assert count(store, table) == 0, table.name
 
 
 def test_replayed_keys_are_skipped_with_their_aggregate_update(store: EvidenceStore) -> None:
