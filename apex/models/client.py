@@ -30,9 +30,6 @@ from apex.models.types import CallFailure, ChatRequest, ChatResult, FailureKind,
 from apex.redact import redact, redact_known
 from apex.telemetry import chat_span
 
-HTTP_CLIENT_CONNECTIONS = 32
-"""Most connections one httpx client holds: its pool does work quadratic in the requests it
-holds, so a provider allowing more calls in flight spreads them over several clients."""
 CALLER_ERROR_STATUSES = frozenset({400, 413, 422})
 """Statuses that blame the request, not the model (too long for the context, a bad argument):
 the failure kind ``bad_request``, which is never evidence against the model."""
@@ -106,8 +103,7 @@ class ModelClient:
         self._timeout_s = self.settings.timeout_s
         self._max_tokens = self.settings.max_tokens
         self._providers: dict[str, Provider] = {}
-        self._http: dict[str, list[httpx.AsyncClient]] = {}
-        self._turn = 0
+        self._http: dict[str, httpx.AsyncClient] = {}
         self._unstreamed: set[str] = set()  # providers that refused a streamed request
 
     async def __aenter__(self) -> ModelClient:
@@ -118,8 +114,8 @@ class ModelClient:
 
     async def aclose(self) -> None:
         """Close every HTTP client."""
-        pools, self._http = list(self._http.values()), {}
-        await asyncio.gather(*(c.aclose() for pool in pools for c in pool))
+        clients, self._http = list(self._http.values()), {}
+        await asyncio.gather(*(c.aclose() for c in clients))
 
     def provider(self, name: str) -> Provider:
         """The resolved provider ``name`` (raises a ConfigError for unknown or keyless ones)."""
@@ -133,23 +129,15 @@ class ModelClient:
         return BoundModel(self, spec)
 
     def _http_for(self, provider: Provider) -> httpx.AsyncClient:
-        pool = self._http.get(provider.name)
-        if pool is None:
+        http = self._http.get(provider.name)
+        if http is None:
             connections = max(provider.concurrency, 1) * 2
-            in_process = provider.transport is not None  # one transport: one client
-            count = 1 if in_process else -(-connections // HTTP_CLIENT_CONNECTIONS)
-            each = -(-connections // count)
-            pool = [
-                httpx.AsyncClient(
-                    transport=provider.transport,
-                    timeout=httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s)),
-                    limits=httpx.Limits(max_connections=each, max_keepalive_connections=each),
-                )
-                for _ in range(count)
-            ]
-            self._http[provider.name] = pool
-        self._turn += 1
-        return pool[self._turn % len(pool)]
+            http = httpx.AsyncClient(
+                transport=provider.transport or _remote_transport(connections),
+                timeout=httpx.Timeout(self._timeout_s, connect=min(10.0, self._timeout_s)),
+            )
+            self._http[provider.name] = http
+        return http
 
     def _price(self, spec: str, provider: Provider) -> Price | None:
         declared = self.settings.prices.get(spec)
@@ -362,6 +350,12 @@ def _priced(usage: Usage, price: Price) -> float | None:
 
 ERROR_TEXT_CHARS = 200
 """How much of a provider's error body a failure message keeps (after redaction)."""
+
+
+def _remote_transport(connections: int) -> httpx.AsyncBaseTransport:
+    from apex.models.transport import AiohttpTransport  # aiohttp: imported once it is needed
+
+    return AiohttpTransport(connections)
 
 
 def _error_text(response: httpx.Response) -> str:
