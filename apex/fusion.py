@@ -158,23 +158,22 @@ async def fuse(
             "started": time.time(),
             "n_options": options_of(prompt, wf.extraction, n_options),
         }
-        final: dict[str, Any] = {}
+        result: FusionResult | None = None
         run = {"apex.run_id": state["run_id"]}
         with traced_span(FUSION_SPAN, fusion_name(wf), fusion_start(wf, cat), bind=run) as span:
-            async for mode, chunk in _GRAPH.astream(
+            async for chunk in _GRAPH.astream(
                 state,
                 context=deps,
                 config={"max_concurrency": wf.concurrency},
-                stream_mode=["updates", "values"],
+                stream_mode="updates",
             ):
-                if mode == "values":
-                    final = cast(dict[str, Any], chunk)
-                    continue
                 for node, update in cast(dict[str, Any], chunk).items():
                     event = _event(node, update or {})
                     if event is not None and on_event is not None:
                         on_event(event)
-            result: FusionResult = final["result"]
+                    if node == "finalize":
+                        result = update["result"]
+            assert result is not None, "the fusion graph always ends in finalize"
             span.attributes.update(fusion_end(result))
             span.error = fusion_error(result)
         if store is not None:
