@@ -8,6 +8,7 @@ finish; then goal event streams are closed and uvicorn stops. A second signal st
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 from collections.abc import Callable
 from types import FrameType
@@ -97,4 +98,8 @@ def serve(
         timeout_graceful_shutdown=UVICORN_GRACE_S,
         server_header=False,
     )
+    # What exists now (modules, workflows, the app: ~200k objects) lives as long as the server:
+    # kept out of the cycle collector's full passes (64 cycles at once in one process: ~40 ms of
+    # collection per round instead of 55-210 ms)
+    gc.freeze()
     DrainingServer(uv_config, state, on_ready).run(sockets=[sock])
