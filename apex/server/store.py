@@ -34,7 +34,7 @@ from apex.types import Role
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: the same run may wait twice
 class _Waiting:
     """One run write waiting for the next group commit, and how it went."""
 
