@@ -11,8 +11,8 @@ in flight (``benchmarks/serve.py``: 64 cycles at once), a cycle's CPU fell from 
 Failures come back as httpx's exceptions, by what happened: a timeout as
 :class:`httpx.TimeoutException`, a refused or unreachable host as :class:`httpx.ConnectError`,
 anything else on the connection as :class:`httpx.ReadError`. Proxies and certificates follow
-the environment as httpx's own transport does (``HTTPS_PROXY``, ``NO_PROXY``,
-``SSL_CERT_FILE``).
+the environment as httpx's own transport does (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+``NO_PROXY``, ``SSL_CERT_FILE``).
 """
 
 from __future__ import annotations
@@ -87,7 +87,8 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         """The proxy the environment names for ``url``'s scheme and host (looked up once)."""
         key = (url.scheme, url.host)
         if key not in self._proxies:
-            proxy = urllib.request.getproxies().get(url.scheme)
+            named = urllib.request.getproxies()  # HTTPS_PROXY, HTTP_PROXY, ALL_PROXY, NO_PROXY
+            proxy = named.get(url.scheme) or named.get("all")
             bypassed = proxy is not None and urllib.request.proxy_bypass(url.host)
             self._proxies[key] = None if bypassed else proxy
         return self._proxies[key]

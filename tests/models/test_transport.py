@@ -174,12 +174,17 @@ async def test_a_silent_server_is_a_timeout() -> None:
             await http.post(url, json={}, timeout=0.3)
 
 
-@pytest.mark.parametrize("bypassed", [False, True])
+@pytest.mark.parametrize(
+    ("variable", "bypassed"),
+    [("HTTP_PROXY", False), ("ALL_PROXY", False), ("HTTP_PROXY", True)],
+)
 async def test_the_environment_names_the_proxy(
-    answering: RawServer, monkeypatch: pytest.MonkeyPatch, bypassed: bool
+    answering: RawServer, monkeypatch: pytest.MonkeyPatch, variable: str, bypassed: bool
 ) -> None:
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
     async with RawServer(_answer) as proxy:
-        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+        monkeypatch.setenv(variable, f"http://127.0.0.1:{proxy.port}")
         monkeypatch.setenv("NO_PROXY", "127.0.0.1" if bypassed else "elsewhere.invalid")
         url = f"http://127.0.0.1:{answering.port}/v1/chat/completions"
         async with httpx.AsyncClient(transport=AiohttpTransport(1)) as http:
