@@ -11,8 +11,9 @@ with its evidence. Prints:
 * a streamed request whose judge writes its verdict over its 0.5 s: when the first words of the
   answer arrive, and when all of it has;
 * the same 64 cycles run in-process at once (what the core alone costs at that load), the CPU
-  time ``apex serve`` spent per cycle while serving them, and the machine's load average (the
-  figures are only as good as the cores the other processes leave free).
+  time ``apex serve``, the test server and the measuring client spent per cycle while the 64 were
+  served, and the machine's load average (the figures are only as good as the cores the other
+  processes leave free).
 
 The workflow's provider allows 256 calls in flight: the server shares one client, so a
 provider's ``concurrency`` bounds the calls to it across all requests (192 panel calls here).
@@ -188,9 +189,11 @@ async def main(runs: int, concurrent: int) -> None:
         try:
             await together(clients, concurrent)  # warm-up: every connection, both sides
             served = [await request(clients[0]) for _ in range(runs)]
-            before = cpu_s(proc.pid)
+            before, provider_before = cpu_s(proc.pid), cpu_s(provider.pid)
+            own_before = time.process_time()
             crowd = [await together(clients, concurrent) for _ in range(rounds)]
-            after = cpu_s(proc.pid)
+            after, provider_after = cpu_s(proc.pid), cpu_s(provider.pid)
+            own = time.process_time() - own_before
             streams = [await streamed(clients[0]) for _ in range(runs)]
         finally:
             for http in clients:
@@ -219,6 +222,11 @@ async def main(runs: int, concurrent: int) -> None:
     if before is not None and after is not None:
         per_cycle = (after - before) / (len(crowd) * concurrent)
         print(f"  apex serve CPU per cycle         {1000 * per_cycle:.1f} ms")
+    if provider_before is not None and provider_after is not None:
+        cycles = len(crowd) * concurrent
+        provider_ms = 1000 * (provider_after - provider_before) / cycles
+        print(f"  test server CPU per cycle        {provider_ms:.1f} ms"
+              f", measuring client {1000 * own / cycles:.1f} ms")  # fmt: skip
     ok = one <= target and many <= 1.2 * CRITICAL_PATH_S
     print("within targets" if ok else "OVER TARGET")
 
