@@ -95,7 +95,7 @@ DEFAULT_AGREEMENT_GAIN = 6.0
 """Extra weight per unit of agreement log-odds above the threshold."""
 DEFAULT_JUDGE_GAIN = 0.5
 """Largest weight change from the judge's mean score (score 1: +gain, score 0: -gain)."""
-DEFAULT_UNSUPERVISED_HANDOVER = 5.0
+DEFAULT_UNSUPERVISED_HANDOVER = 10.0
 """Ground-truth verdicts after which the learned weight has half the say over the weight
 estimated from the votes alone."""
 DEFAULT_DEPENDENCE_THRESHOLD = 0.6

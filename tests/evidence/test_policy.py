@@ -214,3 +214,29 @@ def test_in_memory_store_satisfies_the_protocol() -> None:
     store: AggregateStore = InMemoryAggregates()
     store.apply([verdict(True)])
     assert store.get(M, "math").gt_correct == 1.0
+
+
+def test_the_learned_weight_has_half_the_say_after_unsupervised_handover_verdicts() -> None:
+    handover = DEFAULT_POLICY.unsupervised_handover
+    n = int(handover)
+    assert n == handover  # the verdicts below number exactly the handover
+    store = InMemoryAggregates()
+    for model, right in (("a", 0.8), ("b", 0.3)):
+        store.apply(
+            EvidenceEvent(
+                model=model, category="math", kind="verdict", correct=i < right * n, support=0.5
+            )
+            for i in range(n)
+        )
+
+    def weights(h: float) -> dict[str, float]:
+        policy = DEFAULT_POLICY.model_copy(update={"unsupervised_handover": h})
+        return panel_weights(store, ["a", "b"], "math", 4, policy)
+
+    learned, from_votes, blended = weights(1e-9), weights(1e9), weights(handover)
+    assert learned["a"] != pytest.approx(from_votes["a"])  # the two estimates differ here
+    for m in ("a", "b"):
+        verdicts = store.get(m, GLOBAL_CATEGORY).gt_n  # decayed: a hair under n
+        share = verdicts / (verdicts + handover)
+        assert share == pytest.approx(0.5, abs=1e-3)
+        assert blended[m] == pytest.approx(share * learned[m] + (1 - share) * from_votes[m])
