@@ -13,7 +13,8 @@ with its evidence. Prints:
 * the same 64 cycles run in-process at once (what the core alone costs at that load), the CPU
   time ``apex serve``, the test server and the measuring client spent per cycle while the 64 were
   served, and the machine's load average (the figures are only as good as the cores the other
-  processes leave free).
+  processes leave free), and how long a pure-Python loop (``sum(range(10**8))``) takes here, so
+  figures from machines of different speed can be set side by side.
 
 The workflow's provider allows 256 calls in flight: the server shares one client, so a
 provider's ``concurrency`` bounds the calls to it across all requests (192 panel calls here).
@@ -130,6 +131,13 @@ def cpu_s(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def python_loop_s() -> float:
+    """Seconds this machine takes for ``sum(range(10**8))`` (one core, pure Python)."""
+    started = time.perf_counter()
+    sum(range(10**8))
+    return time.perf_counter() - started
+
+
 def serve_test_server() -> None:
     """The scripted test server in this process until stdin closes (``--test-server``)."""
     with TestServer() as server:
@@ -205,6 +213,7 @@ async def main(runs: int, concurrent: int) -> None:
     target = 1.03 * base + 0.010
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average (1, 5, 15 min) at the end: {load} on {os.cpu_count()} cores")
+    print(f"pure-Python loop, sum(range(10**8)): {python_loop_s():.2f} s")
     print(f"critical path                      {CRITICAL_PATH_S:.3f} s")
     print(f"in-process apex.fuse (median of {runs})  {base:.3f} s")
     print(f"apex serve, one request (median)   {one:.3f} s  (target <= {target:.3f} s)")
