@@ -7,6 +7,7 @@ its generation at the next token once the caller's stop event is set.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -133,9 +134,41 @@ def _open(path: Path) -> Any:
     loads at once left the process's stdout and stderr on /dev/null for good. Flash attention
     read SmolLM2's judge prompt (1,100 tokens) in 4.3 s instead of 5.0-5.5 s on two cores."""
     with _opening:
-        return llama().Llama(
-            model_path=str(path), n_ctx=DEFAULT_CONTEXT, flash_attn=True, verbose=False
-        )
+        module = llama()
+        bindings = module.llama_cpp  # where ``Llama`` reads its default model parameters
+        defaults = bindings.llama_model_default_params
+        if cpu_has_amx():
+            bindings.llama_model_default_params = lambda: _without_extra_buffers(defaults())
+        try:
+            return module.Llama(
+                model_path=str(path), n_ctx=DEFAULT_CONTEXT, flash_attn=True, verbose=False
+            )
+        finally:
+            bindings.llama_model_default_params = defaults
+
+
+def _without_extra_buffers(params: Any) -> Any:
+    """Model parameters that keep the weights in plain CPU buffers (llama.cpp's AMX and
+    repacking buffers off), where this llama-cpp-python has the setting."""
+    if any(field[0] == "use_extra_bufts" for field in type(params)._fields_):
+        params.use_extra_bufts = False
+    return params
+
+
+@functools.cache
+def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU has Intel AMX (its ``amx_int8`` flag in ``cpuinfo``; False where the file
+    is missing). llama.cpp built for such a CPU puts quantised weights in its AMX buffers, and
+    its AMX matrix product crashed the process (SIGSEGV in ``ggml_backend_amx_mul_mat``, every
+    call, SmolLM2's Q4_1 weights, llama-cpp-python 0.3.36 on a Xeon with AMX): there the
+    weights stay in plain CPU buffers, which ran the same model without fault."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return any(
+        line.startswith("flags") and "amx_int8" in line.split() for line in text.splitlines()
+    )
 
 
 _pools: dict[Path, _Pool] = {}
