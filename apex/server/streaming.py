@@ -194,7 +194,9 @@ async def _stream(work: Work, events: Chunks, keepalive_s: float) -> AsyncIterat
                 yield KEEPALIVE
             changed = asyncio.ensure_future(work.draft.changed.wait())
             try:
-                await asyncio.wait({work.task, changed}, timeout=keepalive_s)
+                await asyncio.wait(
+                    {work.task, changed}, timeout=keepalive_s, return_when=asyncio.FIRST_COMPLETED
+                )
             finally:
                 changed.cancel()
         failure = _failure(work.task)

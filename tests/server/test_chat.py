@@ -4,6 +4,7 @@ summed over every call of the cycle, pass-through, both override shapes, samplin
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import time
 from typing import Any
@@ -299,13 +300,17 @@ def stream_of(url: str, model: str) -> list[tuple[float, str]]:
 def test_the_judge_answer_streams_as_the_judge_writes_it(main_server: Serve, own: Lab) -> None:
     answer = "Lima is the capital of Peru. It was founded in 1535 by Francisco Pizarro."
     model = own.workflow(answer=answer)
-    own.default("judge", lambda body: Reply(roles.judge(answer)(body), token_delay=0.03))
+    own.default("judge", lambda body: Reply(roles.judge(answer)(body), token_delay=0.05))
     lines = stream_of(main_server.url, model)
     content = content_lines(lines)
     assert "".join(e["choices"][0]["delta"]["content"] for _, e in content) == answer
     finished = next(t for t, line in lines if '"finish_reason":"stop"' in line)
-    # the answer's ten pieces came 0.03 s apart, as the judge wrote them, not all at the end
-    assert len(content) >= 4 and finished - content[0][0] >= 0.15
+    # the answer's ten pieces came 0.05 s apart, as the judge wrote them, not all at the end
+    assert len(content) >= 4 and finished - content[0][0] >= 0.25
+    # and each as it was written, not gathered until the stream's next keep-alive (0.2 s here)
+    arrivals = [t for t, _ in content]
+    apart = [b - a for a, b in itertools.pairwise(arrivals) if b - a >= 0.02]
+    assert len(apart) >= 5, [round(b - a, 3) for a, b in itertools.pairwise(arrivals)]
     assert lines[-1][1] == "data: [DONE]"
 
 
