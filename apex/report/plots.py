@@ -11,16 +11,14 @@ import io
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import matplotlib
-from matplotlib.figure import Figure
 from pydantic import BaseModel
 
 from apex.report.data import CostRow, GoalReport, PeriodReport, RunReport
 
-matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small, selectable, searchable
-matplotlib.rcParams["svg.hashsalt"] = "apex-report"  # the same report draws the same SVG
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 _METADATA = re.compile(r"<metadata>.*?</metadata>\s*", re.DOTALL)
 _VERDICT_COLOURS = {
     "verified": "tab:green",
@@ -50,6 +48,13 @@ def _svg(fig: Figure) -> str:
 
 
 def _figure(width: float = 7.5, height: float = 3.2) -> tuple[Figure, Any]:
+    # matplotlib is imported by the first plot drawn, not with the reports: the server and the
+    # dashboard import this module at start and draw only when a page asks (0.2-0.4 s saved)
+    import matplotlib
+    from matplotlib.figure import Figure
+
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: small, selectable, searchable
+    matplotlib.rcParams["svg.hashsalt"] = "apex-report"  # the same report draws the same SVG
     fig = Figure(figsize=(width, height))
     ax = fig.subplots()
     ax.grid(alpha=0.3)
