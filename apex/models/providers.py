@@ -100,9 +100,9 @@ class Provider:
 
     def check_allowed(self) -> None:
         """Refuse a non-loopback request when remote requests are blocked."""
-        if self.transport is not None or _is_loopback(self.base_url):
+        if self.transport is not None or os.environ.get(BLOCK_REMOTE_ENV) != "1":
             return
-        if os.environ.get(BLOCK_REMOTE_ENV) == "1":
+        if not _is_loopback(self.base_url):
             raise RemoteRequestRefused(
                 f"provider '{self.name}' ({self.base_url}) is not on loopback and "
                 f"{BLOCK_REMOTE_ENV}=1 refuses remote model requests; unset it to allow them"
